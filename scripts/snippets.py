@@ -1,0 +1,659 @@
+"""MyST page -> Page of Snippets: each fence's language, what the copy button copies from it, and its test annotations.
+
+What a snippet runs is exactly what sphinx-copybutton puts on the clipboard. copybutton reads the
+`innerText` of a clone of the highlighted `<pre>` with the `copybutton_exclude` nodes (default
+`.linenos`) removed, then calls `formatCopyText` (copybutton_funcs.js) with the conf.py settings.
+A detached clone has no layout, so its innerText is its textContent: the code exactly as Pygments
+saw it after its input preprocessing (leading/trailing newlines stripped for most lexers, one
+trailing newline ensured). For a fence that is the fence content; `rendered_text` models the
+preprocessing and `copy_text` is a line-by-line port of `formatCopyText`, quirks included.
+Parsing spawns no processes and touches no network; it reads the page and conf.py only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import runpy
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from docutils.parsers.rst.states import MarkupError  # type: ignore[import-untyped]  # docutils ships no types
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from myst_parser.config.main import MdParserConfig
+from myst_parser.parsers.directives import DirectiveParsingResult, parse_directive_text
+from myst_parser.parsers.mdit import create_md_parser
+from pygments.lexers import get_lexer_by_name  # type: ignore[import-untyped]  # Pygments ships no types
+from pygments.util import ClassNotFound  # type: ignore[import-untyped]  # Pygments ships no types
+from sphinx.directives.code import CodeBlock, dedent_lines
+from sphinx.directives.patches import Code
+from sphinx.highlighting import lexer_classes
+from sphinx.util.docutils import SphinxDirective
+
+SHELL_LANGS = frozenset({"bash", "console", "sh", "shell", "shell-session"})
+# Session languages: Pygments' BashSessionLexer shows `$ ` lines as commands and the rest as output.
+SESSION_LANGS = frozenset({"console", "shell-session"})
+CONFIG_LANGS = frozenset({"env", "yaml", "yml", "caddyfile", "json", "ini", "toml"})
+DIAGRAM_LANGS = frozenset({"mermaid"})
+
+# Languages a reader would take for a terminal but that we do not run: an error, never a silent "other".
+_SHELLISH_NAMES = frozenset(
+    {
+        "zsh",
+        "ksh",
+        "csh",
+        "tcsh",
+        "fish",
+        "bash-session",
+        "bash_session",
+        "shellsession",
+        "sh-session",
+        "shell-script",
+        "shellscript",
+        "ps1",
+        "ps1con",
+        "powershell",
+        "pwsh",
+        "posh",
+        "pwsh-session",
+        "cmd",
+        "bat",
+        "batch",
+        "dos",
+        "doscon",
+        "terminal",
+        "term",
+        "tcshcon",
+        "cli",
+        "prompt",
+        "command",
+    }
+)
+_SHELLISH_PREFIXES = ("sh-", "sh_", "bash", "zsh", "shell", "console", "terminal", "powershell", "pwsh")
+
+# Directives whose body is code (sphinx: code-block, its alias sourcecode, and the patched `code`).
+_CODE_DIRECTIVES: dict[str, type[CodeBlock | Code]] = {"code-block": CodeBlock, "sourcecode": CodeBlock, "code": Code}
+# Directives whose body is not MyST: nothing inside them can be a fence.
+_OPAQUE_DIRECTIVES = frozenset({"math", "raw", "csv-table", "eval-rst", "literalinclude", "toctree", "include", "highlight"})
+
+# JavaScript's String.prototype.trim() whitespace (WhiteSpace + LineTerminator), which differs from str.strip().
+_JS_WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# JavaScript's `.` without the s flag: anything but a line terminator.
+_JS_DOT_STAR = "([^\n\r\u2028\u2029]*)"
+
+_SC_CODE = re.compile(r"SC\d{4}")
+
+
+class SnippetError(Exception):
+    """A page problem that would make a snippet run differently from what the page shows, at `page:line`."""
+
+    def __init__(self, page: str, line: int, message: str) -> None:
+        super().__init__(page, line, message)
+        self.page = page
+        self.line = line
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.page}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRules:
+    """The conf.py settings that decide what a fence shows and what the copy button copies from it.
+
+    Defaults are sphinx-copybutton's, Sphinx's and MyST's own defaults for a setting conf.py leaves out.
+    """
+
+    prompt_text: str = ""
+    prompt_is_regexp: bool = False
+    only_copy_prompt_lines: bool = True
+    remove_prompts: bool = True
+    copy_empty_lines: bool = True
+    line_continuation_character: str = ""
+    here_doc_delimiter: str = ""
+    exclude: str = ".linenos"
+    highlight_language: str = "default"
+    # MyST parser settings (conf.py `myst_<field>` for each MdParserConfig field), as sorted pairs.
+    myst: tuple[tuple[str, Any], ...] = ()
+
+    def md_config(self) -> MdParserConfig:
+        """The MyST parser configuration Sphinx would build from conf.py."""
+        return MdParserConfig(**dict(self.myst))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """An effect check named by `% test: check NAME key=value ...`, run after its snippet."""
+
+    name: str
+    args: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """`% test: apply PATH mode=...`: write a config fence into the world at PATH (relative to HOME)."""
+
+    path: str
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    """One fence of a page: what it shows (`source`), what the copy button copies (`text`), and how to judge it."""
+
+    page: str
+    line: int
+    lang: str
+    kind: str  # "shell", "config", "diagram" or "other"
+    source: str
+    text: str
+    expected_output: str | None
+    exit: int
+    timeout: float | None  # None means the executor's default
+    skip_reason: str | None
+    shellcheck_disable: tuple[str, ...]
+    checks: tuple[Check, ...]
+    apply: Apply | None
+    verify: str | None
+    output_mode: str  # "exact" or "ignore" when the page shows output, else "none"
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page's snippets in page order; `continues` (relative to docs/) is the page whose state it starts from."""
+
+    path: str
+    snippets: tuple[Snippet, ...]
+    continues: str | None
+    continues_upto: int | None
+
+
+# --------------------------------------------------------------------------- copy rules
+
+
+_CONF_NAMES = {
+    "copybutton_prompt_text": "prompt_text",
+    "copybutton_prompt_is_regexp": "prompt_is_regexp",
+    "copybutton_only_copy_prompt_lines": "only_copy_prompt_lines",
+    "copybutton_remove_prompts": "remove_prompts",
+    "copybutton_copy_empty_lines": "copy_empty_lines",
+    "copybutton_line_continuation_character": "line_continuation_character",
+    "copybutton_here_doc_delimiter": "here_doc_delimiter",
+    "copybutton_exclude": "exclude",
+    "highlight_language": "highlight_language",
+}
+
+
+def load_copy_rules(conf_py: Path) -> CopyRules:
+    """Read the copybutton, highlighting and MyST settings by executing conf.py, as Sphinx does."""
+    ns = runpy.run_path(str(conf_py))
+    values: dict[str, Any] = {attr: ns[name] for name, attr in _CONF_NAMES.items() if name in ns}
+    for name, attr in _CONF_NAMES.items():
+        expected = type(getattr(CopyRules(), attr))
+        if attr in values and not isinstance(values[attr], expected):
+            raise ValueError(f"{conf_py}: {name} must be a {expected.__name__}, not {values[attr]!r}")
+    if values.get("exclude", ".linenos") != ".linenos":
+        # Another exclude selector removes highlighted nodes (e.g. `.gp` prompts) before formatCopyText
+        # sees the text, which rendered_text does not model.
+        raise ValueError(f"{conf_py}: copybutton_exclude={values['exclude']!r} is not supported, only '.linenos'")
+    if ns.get("highlight_options"):
+        raise ValueError(f"{conf_py}: highlight_options changes Pygments' input handling, which rendered_text does not model")
+    myst = {f.name: ns[f"myst_{f.name}"] for f in fields(MdParserConfig) if f"myst_{f.name}" in ns}
+    MdParserConfig(**myst)  # validates, as MyST does when Sphinx starts
+    return CopyRules(**values, myst=tuple(sorted(myst.items())))
+
+
+def _format_copy_text(text: str, rules: CopyRules) -> tuple[str, list[str] | None]:
+    """Port of copybutton_funcs.js `formatCopyText`; also returns the lines it did not treat as commands.
+
+    The second value is None when no line had a prompt (then everything is copied).
+    """
+    prompt = rules.prompt_text if rules.prompt_is_regexp else re.escape(rules.prompt_text)
+    regexp = re.compile("^(" + prompt + ")" + _JS_DOT_STAR)
+    use_line_cont = bool(rules.line_continuation_character)
+    use_here_doc = bool(rules.here_doc_delimiter)
+
+    output_lines: list[str] = []
+    not_commands: list[str] = []
+    got_line_cont = False
+    got_here_doc = False
+    line_got_prompt: list[bool] = []
+    for line in text.split("\n"):
+        match = regexp.search(line)
+        if match or got_line_cont or got_here_doc:
+            prompt_found = match is not None
+            line_got_prompt.append(prompt_found)
+            if rules.remove_prompts and match is not None:
+                # JS pushes match[2]; an unmatched group is `undefined`, which join() renders as "".
+                output_lines.append(match.group(2) or "")
+            else:
+                output_lines.append(line)
+            got_line_cont = line.endswith(rules.line_continuation_character) and use_line_cont
+            # The JS toggles on *any* line that contains the delimiter, e.g. `cat <<EOF` and `EOF`.
+            if rules.here_doc_delimiter in line and use_here_doc:
+                got_here_doc = not got_here_doc
+        else:
+            not_commands.append(line)
+            # `else if (!onlyCopyPromptLines)` and `else if (copyEmptyLines && line.trim() === '')` in the JS
+            if not rules.only_copy_prompt_lines or (rules.copy_empty_lines and line.strip(_JS_WHITESPACE) == ""):
+                output_lines.append(line)
+
+    found = any(line_got_prompt)
+    if found:
+        text = "\n".join(output_lines)
+    # "Remove a trailing newline to avoid auto-running when pasting": one only.
+    text = text.removesuffix("\n")
+    return text, (not_commands if found else None)
+
+
+def copy_text(source: str, rules: CopyRules) -> str:
+    """What the copy button puts on the clipboard for a `<pre>` whose innerText is `source`."""
+    return _format_copy_text(source, rules)[0]
+
+
+def rendered_text(code: str, lang: str, rules: CopyRules) -> str:
+    """The highlighted `<pre>`'s text: Sphinx picks the lexer, Pygments preprocesses its input.
+
+    Mirrors sphinx.highlighting.PygmentsBridge.get_lexer and pygments.lexer.Lexer._preprocess_lexer_input.
+    """
+    name = lang or rules.highlight_language
+    if name in {"py", "python", "py3", "python3", "default"}:
+        name = "pycon" if code.startswith(">>>") else "python"
+    if name == "pycon3":
+        name = "pycon"
+    try:
+        lexer = lexer_classes[name]() if name in lexer_classes else get_lexer_by_name(name)
+    except ClassNotFound:
+        lexer = lexer_classes["none"]()
+    text = code.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if lexer.stripall:
+        text = text.strip()
+    elif lexer.stripnl:
+        text = text.strip("\n")
+    if lexer.tabsize > 0:
+        text = text.expandtabs(lexer.tabsize)
+    if lexer.ensurenl and not text.endswith("\n"):
+        text += "\n"
+    return text
+
+
+def _expected_output(not_commands: list[str] | None, rules: CopyRules) -> str | None:
+    """The output a session fence shows: the lines that are not commands, without surrounding blank lines."""
+    if not_commands is None or not rules.only_copy_prompt_lines:
+        return None
+    lines = list(not_commands)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines) if lines else None
+
+
+# --------------------------------------------------------------------------- annotations
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Next-fence annotations collected so far (a builder, hence mutable)."""
+
+    line: int = 0
+    lines: dict[str, int] = field(default_factory=dict)
+    exit: int | None = None
+    timeout: float | None = None
+    skip_reason: str | None = None
+    shellcheck_disable: tuple[str, ...] = ()
+    checks: list[Check] = field(default_factory=list)
+    apply: Apply | None = None
+    verify: str | None = None
+    output_mode: str | None = None
+
+    def claim(self, key: str, page: str, line: int) -> None:
+        if key in self.lines and key != "check":
+            raise SnippetError(page, line, f"test annotation {key!r} given twice for one fence (first at line {self.lines[key]})")
+        if not self.lines:
+            self.line = line
+        self.lines.setdefault(key, line)
+
+
+def _key_value(word: str, page: str, line: int) -> tuple[str, str]:
+    key, eq, value = word.partition("=")
+    if not eq or not key:
+        raise SnippetError(page, line, f"test annotation: expected key=value, got {word!r}")
+    return key, value
+
+
+def _reason(words: list[str], what: str, page: str, line: int) -> str:
+    pairs = [_key_value(w, page, line) for w in words]
+    unknown = [k for k, _ in pairs if k != "reason"]
+    if unknown:
+        raise SnippetError(page, line, f"test annotation {what}: unknown option {unknown[0]!r} (only reason=...)")
+    reasons = [v.strip() for _, v in pairs]
+    if len(reasons) != 1 or not reasons[0]:
+        raise SnippetError(page, line, f'test annotation {what} needs exactly one non-empty reason="..."')
+    return reasons[0]
+
+
+def _parse_int(value: str, what: str, page: str, line: int) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SnippetError(page, line, f"test annotation {what}={value!r}: not an integer") from None
+
+
+class _PageState:
+    """What parsing one page accumulates: snippets, page-level annotations, pending next-fence ones."""
+
+    def __init__(self, page: str, root: Path, rules: CopyRules) -> None:
+        self.page = page
+        self.root = root
+        self.rules = rules
+        self.md: MarkdownIt = create_md_parser(rules.md_config(), RendererHTML)
+        self.fence_as_directive = frozenset(rules.md_config().fence_as_directive)
+        self.highlight_language = rules.highlight_language
+        self.snippets: list[Snippet] = []
+        self.continues: str | None = None
+        self.continues_upto: int | None = None
+        self.continues_line = 0
+        self.pending: _Pending | None = None
+
+    # -- annotations
+
+    def annotate(self, text: str, line: int) -> None:
+        """Record one `% test: ...` comment line."""
+        try:
+            words = shlex.split(text)
+        except ValueError as e:
+            raise SnippetError(self.page, line, f"test annotation: {e}") from None
+        if not words:
+            raise SnippetError(self.page, line, "empty test annotation")
+        head, rest = words[0], words[1:]
+        if head == "continues":
+            self._continues(rest, line)
+            return
+        p = self.pending if self.pending is not None else _Pending()
+        if head == "skip":
+            p.claim("skip", self.page, line)
+            p.skip_reason = _reason(rest, "skip", self.page, line)
+        elif head == "check":
+            if not rest or "=" in rest[0]:
+                raise SnippetError(self.page, line, "test annotation check needs a NAME before its key=value arguments")
+            args = tuple(_key_value(w, self.page, line) for w in rest[1:])
+            keys = [k for k, _ in args]
+            if len(set(keys)) != len(keys):
+                raise SnippetError(self.page, line, f"test annotation check {rest[0]}: an argument is given twice")
+            p.claim("check", self.page, line)
+            p.checks.append(Check(rest[0], args))
+        elif head == "apply":
+            if not rest or "=" in rest[0]:
+                raise SnippetError(self.page, line, "test annotation apply needs a PATH")
+            mode = "replace"
+            for k, v in (_key_value(w, self.page, line) for w in rest[1:]):
+                if k != "mode" or v not in {"replace", "merge", "append"}:
+                    raise SnippetError(self.page, line, f"test annotation apply: {k}={v!r} (only mode=replace|merge|append)")
+                mode = v
+            p.claim("apply", self.page, line)
+            p.apply = Apply(rest[0], mode)
+        elif head == "verify":
+            if len(rest) != 1 or "=" in rest[0]:
+                raise SnippetError(self.page, line, "test annotation verify takes exactly one PATH")
+            p.claim("verify", self.page, line)
+            p.verify = rest[0]
+        elif "=" in head:
+            self._options(words, p, line)
+        else:
+            raise SnippetError(self.page, line, f"unknown test annotation {head!r}")
+        self.pending = p
+
+    def _continues(self, rest: list[str], line: int) -> None:
+        if self.continues is not None:
+            raise SnippetError(self.page, line, f"test annotation continues given twice (first at line {self.continues_line})")
+        if not rest or "=" in rest[0]:
+            raise SnippetError(self.page, line, "test annotation continues needs a PAGE (relative to docs/)")
+        target, upto = rest[0], None
+        for k, v in (_key_value(w, self.page, line) for w in rest[1:]):
+            if k != "upto":
+                raise SnippetError(self.page, line, f"test annotation continues: unknown option {k!r} (only upto=LINE)")
+            upto = _parse_int(v, "upto", self.page, line)
+            if upto < 1:
+                raise SnippetError(self.page, line, f"test annotation continues upto={upto}: must be a line number")
+        path = (self.root / "docs" / target).resolve()
+        if not path.is_file():
+            raise SnippetError(self.page, line, f"test annotation continues {target}: no such page under docs/")
+        if path == (self.root / self.page).resolve():
+            raise SnippetError(self.page, line, "test annotation continues names the page itself")
+        self.continues, self.continues_upto, self.continues_line = target, upto, line
+
+    def _options(self, words: list[str], p: _Pending, line: int) -> None:
+        pairs = [_key_value(w, self.page, line) for w in words]
+        if pairs[0][0] == "shellcheck-disable":
+            codes = tuple(pairs[0][1].split(","))
+            bad = [c for c in codes if not _SC_CODE.fullmatch(c)]
+            if bad:
+                raise SnippetError(self.page, line, f"test annotation shellcheck-disable: {bad[0]!r} is not a code like SC2086")
+            p.claim("shellcheck-disable", self.page, line)
+            p.shellcheck_disable = codes
+            _reason(words[1:], "shellcheck-disable", self.page, line)
+            return
+        for key, value in pairs:
+            if key == "exit":
+                p.claim("exit", self.page, line)
+                p.exit = _parse_int(value, "exit", self.page, line)
+                if not 0 <= p.exit <= 255:
+                    raise SnippetError(self.page, line, f"test annotation exit={p.exit}: an exit status is 0..255")
+            elif key == "timeout":
+                p.claim("timeout", self.page, line)
+                try:
+                    p.timeout = float(value)
+                except ValueError:
+                    raise SnippetError(self.page, line, f"test annotation timeout={value!r}: not a number of seconds") from None
+                if not (math.isfinite(p.timeout) and p.timeout > 0):
+                    raise SnippetError(self.page, line, f"test annotation timeout={value}: must be a positive number of seconds")
+            elif key == "output":
+                if value not in {"exact", "ignore"}:
+                    raise SnippetError(self.page, line, f"test annotation output={value!r}: only exact or ignore")
+                p.claim("output", self.page, line)
+                p.output_mode = value
+            elif key in {"shellcheck-disable", "reason"}:
+                raise SnippetError(self.page, line, f"test annotation {key}= must start its own line (shellcheck-disable=... reason=...)")
+            else:
+                raise SnippetError(self.page, line, f"unknown test annotation {key!r}")
+
+    def dangle(self, what: str) -> None:
+        """Something other than a fence follows pending annotations: they would silently apply to nothing."""
+        if self.pending is not None:
+            raise SnippetError(self.page, self.pending.line, f"dangling test annotation: {what} follows it, not a code fence")
+
+    # -- fences
+
+    def add(self, line: int, lang: str, code: str) -> None:
+        """Turn one code block (fence or code directive) into a Snippet, consuming pending annotations."""
+        p, self.pending = self.pending if self.pending is not None else _Pending(), None
+        kind = _classify(lang, self.page, line)
+        # A plain fence is highlighted with the language of the last {highlight} directive, if any.
+        shown = rendered_text(code, lang or self.highlight_language, self.rules)
+        text, not_commands = _format_copy_text(shown, self.rules)
+        expected = None
+        if kind == "shell":
+            dropped = [s for s in (not_commands or []) if s.strip(_JS_WHITESPACE)]
+            if lang in SESSION_LANGS:
+                expected = _expected_output(not_commands, self.rules)
+            elif dropped and self.rules.only_copy_prompt_lines:
+                raise SnippetError(self.page, line, f"the copy button drops {dropped[0]!r} from this {lang} fence; show output in a console fence")
+        self._check_fits(p, kind, lang, expected, line)
+        output_mode = p.output_mode or ("exact" if expected is not None else "none")
+        self.snippets.append(
+            Snippet(
+                page=self.page,
+                line=line,
+                lang=lang,
+                kind=kind,
+                source=code,
+                text=text,
+                expected_output=expected,
+                exit=p.exit or 0,
+                timeout=p.timeout,
+                skip_reason=p.skip_reason,
+                shellcheck_disable=p.shellcheck_disable,
+                checks=tuple(p.checks),
+                apply=p.apply,
+                verify=p.verify,
+                output_mode=output_mode,
+            )
+        )
+
+    def _check_fits(self, p: _Pending, kind: str, lang: str, expected: str | None, line: int) -> None:
+        def bad(key: str, why: str) -> SnippetError:
+            return SnippetError(self.page, p.lines[key], f"test annotation {key} {why} (the fence at line {line} is {lang or 'plain'})")
+
+        for key in ("exit", "timeout", "shellcheck-disable"):
+            if key in p.lines and kind != "shell":
+                raise bad(key, "only applies to shell fences")
+        if "output" in p.lines:
+            if lang not in SESSION_LANGS:
+                raise bad("output", "only applies to console fences")
+            if expected is None:
+                raise bad("output", "has no output lines to compare")
+        for key in ("apply", "verify"):
+            if key in p.lines and kind in {"shell", "diagram"}:
+                raise bad(key, "only applies to fences that show a file (not shell or diagram)")
+        if "apply" in p.lines and "verify" in p.lines:
+            raise bad("verify", "cannot be combined with apply")
+
+    # -- the walk
+
+    def walk(self, src: str, offset: int) -> None:
+        """Visit the blocks of `src`, whose first line is line `offset` (0-based) of the page."""
+        tokens = self.md.parse(src)
+        for tok in tokens:
+            start = offset + (tok.map[0] if tok.map else 0)
+            if tok.type == "myst_line_comment":
+                for i, text in enumerate(tok.content.split("\n")):
+                    stripped = text.strip()
+                    if stripped.startswith("test:"):
+                        self.annotate(stripped.removeprefix("test:"), start + i + 1)
+                    elif re.match(r"(?i)tests?\b", stripped):
+                        # A misspelt annotation would otherwise be an ordinary comment, silently ignored.
+                        raise SnippetError(self.page, start + i + 1, f"comment {stripped!r} looks like a test annotation; write `% test: ...`")
+            elif tok.type in {"fence", "colon_fence"}:
+                self._fence(tok, start)
+            elif tok.type == "code_block":
+                raise SnippetError(self.page, start + 1, "indented code block: use a fence with a language, so it is tested or classified")
+            elif tok.type == "html_block" and tok.content.lstrip().startswith("<!--") and "test:" in tok.content:
+                raise SnippetError(self.page, start + 1, "HTML comment holding a test annotation: write it as a `% test: ...` line")
+            elif tok.nesting == 0 or tok.type in {"paragraph_open", "heading_open"}:
+                self.dangle(f"{tok.type.removesuffix('_open')!r} at line {start + 1}")
+
+    def _fence(self, tok: Token, start: int) -> None:
+        assert tok.map is not None  # block tokens always carry a map
+        content = tok.content
+        n_content = content.count("\n") + (0 if content.endswith("\n") or not content else 1)
+        if tok.map[1] - tok.map[0] == n_content + 1:
+            raise SnippetError(self.page, start + 1, f"unterminated {tok.markup!r} fence: it runs to the end of its block")
+        parts = tok.info.strip().split(maxsplit=1)
+        name = parts[0] if parts else ""
+        arguments = parts[1] if len(parts) > 1 else ""
+        line = start + 1
+        if name.startswith("{") and name.endswith("}"):
+            self._directive(name[1:-1], arguments, content, line, tok)
+        elif tok.type == "colon_fence":
+            self.dangle(f"a ::: block at line {line}")
+            self.walk(content, start + 1)  # a plain ::: block is a div of nested MyST
+        elif name in self.fence_as_directive:
+            self._directive(name, arguments, content, line, tok)
+        else:
+            self.add(line, name, content)
+
+    def _directive(self, name: str, arguments: str, content: str, line: int, tok: Token) -> None:
+        shift = 0
+        if tok.type == "colon_fence" and content.startswith(":::"):
+            content, shift = "\n" + content, -1  # as MyST does, so a nested fence is not read as options
+        if name in _CODE_DIRECTIVES:
+            parsed = self._parse_directive(name, _CODE_DIRECTIVES[name], arguments, content, line, validate=True)
+            if parsed.warnings:
+                raise SnippetError(self.page, line, f"{{{name}}}: {parsed.warnings[0].msg}")
+            code = "\n".join(parsed.body)
+            if "dedent" in parsed.options:
+                code = "".join(dedent_lines(code.splitlines(True), parsed.options["dedent"]))
+            lang = parsed.arguments[0] if parsed.arguments else ""
+            self.add(line, lang, code)
+        elif name in DIAGRAM_LANGS:
+            self.add(line, name, content)
+        elif name == "highlight":
+            self.dangle(f"{{highlight}} at line {line}")
+            self.highlight_language = arguments.strip() or self.highlight_language
+        elif name in _OPAQUE_DIRECTIVES:
+            self.dangle(f"{{{name}}} at line {line}")
+        else:
+            self.dangle(f"{{{name}}} at line {line}")
+            parsed = self._parse_directive(name, _Container, arguments, content, line, validate=False)
+            # body_offset counts body lines from the first line after the opening fence.
+            self.walk("\n".join(parsed.body) + "\n", line + parsed.body_offset + shift)
+            self.dangle(f"the end of {{{name}}}")
+
+    def _parse_directive(self, name: str, cls: type[SphinxDirective], arguments: str, content: str, line: int, *, validate: bool) -> DirectiveParsingResult:
+        """Split a directive into arguments, options and body exactly as MyST does."""
+        try:
+            return parse_directive_text(cls, arguments, content, line=line, validate_options=validate)
+        except MarkupError as e:
+            raise SnippetError(self.page, line, f"{{{name}}}: {e}") from None
+
+
+class _Container(SphinxDirective):
+    """Stand-in directive class for reading a container directive's options and body (admonitions, tabs...)."""
+
+    has_content = True
+    optional_arguments = 1
+    final_argument_whitespace = True
+    option_spec: ClassVar[dict[str, Callable[[str], Any]]] = {"class": str}  # any options: with validate_options=False they are read as YAML
+
+
+def _classify(lang: str, page: str, line: int) -> str:
+    """Shell, config, diagram or other; a shell-ish language we would not run is an error."""
+    low = lang.lower()
+    if lang in SHELL_LANGS:
+        return "shell"
+    if low in CONFIG_LANGS:
+        return "config"
+    if low in DIAGRAM_LANGS:
+        return "diagram"
+    shellish = low in _SHELLISH_NAMES or low.startswith(_SHELLISH_PREFIXES) or low.endswith(("sh", "-session"))
+    if not shellish and low:
+        with contextlib.suppress(ClassNotFound):
+            shellish = get_lexer_by_name(low).__module__ == "pygments.lexers.shell"
+    if shellish:
+        raise SnippetError(page, line, f"fence language {lang!r} looks like a shell but is not one we run; use one of {', '.join(sorted(SHELL_LANGS))}")
+    return "other"
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def parse_page(path: Path, root: Path, rules: CopyRules) -> Page:
+    """Every code block of a MyST page, in page order, with its copy text and annotations."""
+    page = path.resolve().relative_to(root.resolve()).as_posix()
+    state = _PageState(page, root, rules)
+    src = path.read_text(encoding="utf-8")
+    state.walk(src, 0)
+    state.dangle("the end of the page")
+    return Page(page, tuple(state.snippets), state.continues, state.continues_upto)
+
+
+def discover_pages(root: Path) -> list[Path]:
+    """The guide's pages: docs/**/*.md, sorted, skipping hidden and build directories."""
+    docs = root / "docs"
+    return sorted(p for p in docs.rglob("*.md") if not any(part.startswith((".", "_build")) for part in p.relative_to(docs).parts))
+
+
+def shell_snippets(page: Page) -> list[Snippet]:
+    """The page's shell fences, in order: the ones a reader pastes into a terminal."""
+    return [s for s in page.snippets if s.kind == "shell"]
