@@ -1,0 +1,279 @@
+"""Fake Reflector: the backend's token checks and user/API-key endpoints, and the web app's sign-in pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import html
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jose import JWTError, jwt
+
+from scripts.fakes import AppContext, Request, Response, html_response, json_response
+
+KEYS_DIR = "/app/reflector/auth/jwt/keys"
+# server/reflector/settings.py defaults, used when the container's env does not set them.
+DEFAULTS = {
+    "AUTH_BACKEND": "none",
+    "AUTH_JWT_ALGORITHM": "RS256",
+    "AUTH_JWT_PUBLIC_KEY": "authentik.monadical.com_public.pem",
+    "SECRET_KEY": "changeme-f02f86fd8b3e4fd892c6043e5a298e21",
+    "PUBLIC_MODE": "false",
+}
+TRUE = ("1", "true", "yes", "on", "t", "y")  # what pydantic accepts as a true bool
+
+
+class KeyFileMissing(RuntimeError):
+    """auth_jwt opens the key at import: without it the server process cannot start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The backend's settings as pydantic-settings reads them from the container's environment."""
+
+    backend: str
+    algorithm: str
+    audience: str | None
+    public_key: str | None
+    secret_key: str
+    public_mode: bool
+
+    @classmethod
+    def of(cls, container: Mapping[str, Any]) -> Settings:
+        env = DEFAULTS | dict(container.get("env", {}))
+        key: str | None = None
+        if env["AUTH_BACKEND"] == "jwt":
+            path = f"{KEYS_DIR}/{env['AUTH_JWT_PUBLIC_KEY']}"
+            files = container.get("files", {})
+            if path not in files:
+                raise KeyFileMissing(f"FileNotFoundError: [Errno 2] No such file or directory: 'reflector/auth/jwt/keys/{env['AUTH_JWT_PUBLIC_KEY']}'")
+            key = str(files[path])
+        return cls(
+            backend=env["AUTH_BACKEND"],
+            algorithm=env["AUTH_JWT_ALGORITHM"],
+            audience=env.get("AUTH_JWT_AUDIENCE"),
+            public_key=key,
+            secret_key=env["SECRET_KEY"],
+            public_mode=str(env["PUBLIC_MODE"]).lower() in TRUE,
+        )
+
+
+class HTTPError(Exception):
+    """FastAPI's HTTPException: a status and a detail, answered as {"detail": ...}."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _log(ctx: AppContext, level: str, message: str) -> None:
+    name = ctx.container_name or f"{ctx.container.get('project', 'reflector')}-{ctx.container.get('service', 'server')}-1"
+    log = ctx.world_dir / "log" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with log.open("a") as f:
+        f.write(f"{stamp} [{level}] {message}\n")
+
+
+def key_hash(secret_key: str, key: str) -> str:
+    """user_api_keys.py: HMAC-SHA256 of the key, keyed with SECRET_KEY."""
+    return hmac.new(secret_key.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def _current_user_optional(request: Request, ctx: AppContext, settings: Settings) -> dict[str, Any] | None:
+    """auth_jwt._authenticate_user: an API key and/or a bearer JWT, each naming a user."""
+    if settings.backend != "jwt":
+        return None  # auth_none ignores every credential
+    assert settings.public_key is not None  # Settings.of loads it for jwt
+    found: list[dict[str, Any]] = []
+    with ctx.world.locked_state(ctx.world_dir) as state:
+        rf = state.setdefault("reflector", {})
+        users = rf.setdefault("users", {})
+        keys = rf.setdefault("api_keys", [])
+        api_key = request.header("X-API-Key")
+        if api_key:
+            digest = key_hash(settings.secret_key, api_key)
+            row = next((k for k in keys if k["key_hash"] == digest), None)
+            if row is not None:
+                found.append({"sub": row["user_id"], "email": None})
+        auth = request.header("Authorization") or ""
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token:
+            try:
+                payload = jwt.decode(
+                    token,
+                    settings.public_key,
+                    algorithms=[settings.algorithm],
+                    audience=settings.audience,
+                )
+            except JWTError as e:
+                _log(ctx, "error", f"JWT error: {e}")  # once in JWTAuth.verify_token ...
+                _log(ctx, "error", f"JWT error: {e}")  # ... and again in _authenticate_user
+                raise HTTPError(401, "Invalid authentication") from e
+            uid, email = (
+                payload["sub"],
+                payload["email"],
+            )  # KeyError -> 500, as in Reflector
+            if uid not in users:
+                _log(ctx, "info", f"Creating new user on first login: {uid} ({email})")
+                users[uid] = {
+                    "id": str(uuid.uuid4()),
+                    "authentik_uid": uid,
+                    "email": email,
+                }
+            found.append({"sub": users[uid]["id"], "email": email})
+    if not found:
+        return None
+    if len({u["sub"] for u in found}) > 1:
+        # JWTException has no handler in Reflector's app: the client sees a 500.
+        raise RuntimeError("Invalid authentication: more than one user provided")
+    return found[0]
+
+
+def _current_user(request: Request, ctx: AppContext, settings: Settings) -> dict[str, Any]:
+    user = _current_user_optional(request, ctx, settings)
+    if user is None:
+        if settings.backend != "jwt":
+            # Static analysis: auth_none.current_user returns None and the views then index it.
+            raise RuntimeError("TypeError: 'NoneType' object is not subscriptable")
+        raise HTTPError(401, "Not authenticated")
+    return user
+
+
+def handle(request: Request, ctx: AppContext) -> Response:
+    """Answer one request to api.example.com (the server container, behind Caddy)."""
+    settings = Settings.of(ctx.container)
+    try:
+        return _route(request, ctx, settings)
+    except HTTPError as e:
+        return json_response(e.status, {"detail": e.detail})
+    except Exception as e:  # noqa: BLE001  # uvicorn's answer to any unhandled error is a bare 500
+        _log(ctx, "error", f"Exception in ASGI application: {type(e).__name__}: {e}")
+        return Response(
+            500,
+            b"Internal Server Error",
+            (("Content-Type", "text/plain; charset=utf-8"),),
+        )
+
+
+def _route(request: Request, ctx: AppContext, settings: Settings) -> Response:
+    path, method = request.path, request.method
+    if path == "/health" and method == "GET":
+        return json_response(200, {"status": "healthy"})
+    if path == "/v1/me" and method == "GET":
+        return json_response(200, _current_user_optional(request, ctx, settings))
+    if path == "/v1/transcripts" and method == "GET":
+        user = _current_user_optional(request, ctx, settings)
+        if user is None and not settings.public_mode:
+            raise HTTPError(401, "Not authenticated")
+        return json_response(200, {"items": [], "total": 0, "page": 1, "size": 50, "pages": 0})
+    if path == "/v1/user/api-keys":
+        if method == "POST":
+            return _create_key(request, ctx, settings)
+        if method == "GET":
+            user = _current_user(request, ctx, settings)
+            state = ctx.world.read_state(ctx.world_dir)
+            rows = [k for k in state.get("reflector", {}).get("api_keys", []) if k["user_id"] == user["sub"]]
+            return json_response(
+                200,
+                [{f: k[f] for f in ("id", "user_id", "name", "created_at")} for k in rows],
+            )
+        raise HTTPError(405, "Method Not Allowed")
+    if (m := re.fullmatch(r"/v1/user/api-keys/(?P<id>[^/]+)", path)) and method == "DELETE":
+        user = _current_user(request, ctx, settings)
+        with ctx.world.locked_state(ctx.world_dir) as state:
+            keys = state.setdefault("reflector", {}).setdefault("api_keys", [])
+            keys[:] = [k for k in keys if not (k["id"] == m["id"] and k["user_id"] == user["sub"])]
+        return json_response(200, {"status": "ok"})  # delete_key treats "no row" as success too
+    raise HTTPError(404, "Not Found")
+
+
+def _create_key(request: Request, ctx: AppContext, settings: Settings) -> Response:
+    user = _current_user(request, ctx, settings)
+    try:
+        body = json.loads(request.body or b"{}")
+    except json.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        return json_response(
+            422,
+            {
+                "detail": [
+                    {
+                        "type": "model_attributes_type",
+                        "loc": ["body"],
+                        "msg": "Input should be a valid dictionary or object to extract fields from",
+                    }
+                ]
+            },
+        )
+    key = secrets.token_urlsafe(48)
+    row = {
+        "id": str(uuid.uuid4()),
+        "user_id": user["sub"],
+        "key_hash": key_hash(settings.secret_key, key),
+        "name": body.get("name"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    with ctx.world.locked_state(ctx.world_dir) as state:
+        state.setdefault("reflector", {}).setdefault("api_keys", []).append(row)
+    return json_response(200, {f: row[f] for f in ("id", "user_id", "name", "created_at")} | {"key": key})
+
+
+# ---------------------------------------------------------------- web (app.example.com)
+
+
+def _require_login(env: Mapping[str, Any]) -> bool:
+    """features.ts: only "true" counts as true, and requireLogin defaults to true when unset."""
+    value = env.get("FEATURE_REQUIRE_LOGIN")
+    return value is None or value == "true"
+
+
+def handle_web(request: Request, ctx: AppContext) -> Response:
+    """Answer one request to app.example.com (the web container, behind Caddy)."""
+    env = dict(ctx.container.get("env", {}))
+    site = str(env.get("NEXTAUTH_URL") or f"https://{request.host}").rstrip("/")
+    login = _require_login(env)
+    if request.path == "/api/auth/providers":
+        providers = (
+            {
+                "authentik": {
+                    "id": "authentik",
+                    "name": "Authentik",
+                    "type": "oauth",
+                    "signinUrl": f"{site}/api/auth/signin/authentik",
+                    "callbackUrl": f"{site}/api/auth/callback/authentik",
+                }
+            }
+            if login
+            else {}
+        )
+        return json_response(200, providers)
+    if request.path == "/api/auth/signin":
+        button = (
+            f'<form action="{html.escape(site)}/api/auth/signin/authentik" method="POST"><button type="submit"><span>Sign in with Authentik</span></button></form>'
+            if login
+            else ""
+        )
+        return html_response(
+            200,
+            f"<!DOCTYPE html><html><head><title>Sign In</title></head><body>{button}</body></html>",
+        )
+    if request.path == "/":
+        link = '<a href="/api/auth/signin">Log in</a>' if login else ""
+        return html_response(
+            200,
+            f"<!DOCTYPE html><html><head><title>Reflector</title></head><body><header>{link}</header></body></html>",
+        )
+    return html_response(
+        404,
+        "<!DOCTYPE html><html><head><title>404: This page could not be found.</title></head><body><h1>404</h1></body></html>",
+    )
