@@ -1,0 +1,438 @@
+"""The disposable world's shell, sandbox side: set up /run/world, then serve JSON-line requests (run a snippet, check, apply, fault)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+HOME = Path(os.environ.get("HOME", "/home/deployer"))
+WORLD = Path(os.environ.get("WORLD", "/run/world"))
+SESSION = WORLD / "session"
+STATE = SESSION / "state.sh"
+LOADER = SESSION / "loader.sh"
+CALLS = WORLD / "calls.jsonl"
+STANDINS = ("docker", "sudo", "ssh", "nano")
+
+GRACE = 1.0  # seconds between SIGTERM and SIGKILL when a snippet times out
+DRAIN = 1.0  # seconds to collect output still buffered once every writer is gone
+MAX_OUTPUT = 8 * 1024 * 1024  # a runaway snippet cannot exhaust the executor's memory
+SWEEPS = 50  # rounds of kill-the-leftovers (a leftover may fork while being killed)
+
+# bash's own variables: read-only, or meaningful only in the process that set them; never carried over.
+SPECIAL_VARIABLES = (
+    "BASH|BASH_*|BASHOPTS|BASHPID|COLUMNS|COMP_*|COPROC|DIRSTACK|EPOCHREALTIME|EPOCHSECONDS|EUID|FUNCNAME|"
+    "GROUPS|HISTCMD|HOSTNAME|HOSTTYPE|LINENO|LINES|MACHTYPE|OPTERR|OPTIND|OSTYPE|PIPESTATUS|PPID|PWD|"
+    "RANDOM|SECONDS|SHELLOPTS|SHLVL|SRANDOM|UID|_|__world_*"
+)
+NAME_STARTS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+
+# BASH_ENV of every snippet's bash. It unsets BASH_ENV at once, so the scripts a snippet starts
+# (`bash setup.sh`) neither restore nor save the session. Saving is fork-free (bash builtins and
+# redirections only): "${!A@}" lists variable names, `declare -F` re-applies `export -f`.
+LOADER_TEXT = f"""\
+# Restores the previous snippet's shell state, and saves this one's on exit (scripts/executor.py).
+unset BASH_ENV
+if [[ -f {STATE} ]]; then
+  . {STATE} >/dev/null  # `declare -f NAME` (re-exporting functions) would print NAME's body
+fi
+__world_save() {{
+  set +o errexit +o nounset
+  local __world_name
+  local -a __world_names=()
+  for __world_name in {" ".join(f'"${{!{c}@}}"' for c in NAME_STARTS)}; do
+    case $__world_name in
+      {SPECIAL_VARIABLES}) ;;
+      *) __world_names+=("$__world_name") ;;
+    esac
+  done
+  {{
+    declare -p "${{__world_names[@]}}"
+    declare -f
+    declare -F
+    printf 'umask '
+    umask
+  }} >{SESSION}/state.new 2>/dev/null
+  printf '%s' "$PWD" >{SESSION}/cwd.new
+}}
+trap __world_save EXIT
+"""
+
+
+def log(message: str) -> None:
+    print(f"executor: {message}", file=sys.stderr, flush=True)
+
+
+def optional_module(name: str, attribute: str) -> ModuleType | None:
+    """The module `name` if it exists and defines `attribute`; None (logged) when another engineer's module is not there yet."""
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (name == e.name or name.startswith(e.name + ".")):
+            log(f"{name} is missing; skipping it")
+            return None
+        raise
+    if not hasattr(module, attribute):
+        log(f"{name} has no {attribute}(); skipping it")
+        return None
+    return module
+
+
+def safe_name(id: str) -> str:  # noqa: A002 - the protocol's field name
+    return re.sub(r"[^A-Za-z0-9._-]", "_", id).strip(".") or "snippet"
+
+
+def stand_in_wrapper(tool: str, repo: Path) -> str:
+    # PYTHONPATH only here: the snippet's environment stays the allowlist. -P keeps the snippet's
+    # cwd (~/reflector has its own scripts/) off sys.path.
+    return f"#!/bin/sh\nPYTHONPATH='{repo}' exec '{sys.executable}' -P -m scripts.standins.{tool} \"$@\"\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    pid: int
+    cmdline: str
+
+
+def processes(exclude: frozenset[int]) -> Iterator[Process]:
+    """Live processes of this PID namespace, except `exclude` and zombies (PID 1 reaps those)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in exclude:
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if stat[stat.rindex(")") + 2] in "ZX":
+                continue
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # it exited while we looked
+        cmdline = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+        yield Process(int(entry), cmdline or "[" + stat[stat.index("(") + 1 : stat.rindex(")")] + "]")
+
+
+def kill_and_wait(pids: list[int]) -> None:
+    """SIGKILL each pid and wait (pidfd, no polling) until it has exited."""
+    fds: list[int] = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    with selectors.DefaultSelector() as sel:
+        for fd in fds:
+            sel.register(fd, selectors.EVENT_READ)
+        deadline = time.monotonic() + 5.0
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(deadline - time.monotonic()):
+                sel.unregister(key.fd)
+    for fd in fds:
+        os.close(fd)
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+# ---------------------------------------------------------------------------------------------
+# The executor
+# ---------------------------------------------------------------------------------------------
+
+
+class Executor:
+    """The world's one resident process: owns the session state and the fakes' handle."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.env = dict(os.environ)
+        self.cwd = HOME
+        self.fakes: Any = None
+        self.checks: ModuleType | None = None
+        self.checks_looked_up = False
+        self.own = frozenset({1, os.getpid()})
+
+    def setup(self) -> None:
+        for sub in ("log", "bin", "snippets", "session"):
+            (WORLD / sub).mkdir(parents=True, exist_ok=True)
+        CALLS.touch()
+        LOADER.write_text(LOADER_TEXT)
+        for tool in STANDINS:
+            wrapper = WORLD / "bin" / tool
+            wrapper.write_text(stand_in_wrapper(tool, self.repo))
+            wrapper.chmod(0o755)
+        fixtures = optional_module("scripts.fixtures", "install")
+        if fixtures is not None:
+            fixtures.install(HOME, WORLD)
+            log("fixtures installed")
+        server = optional_module("scripts.fakes.server", "start")
+        if server is not None:
+            self.fakes = server.start(WORLD)
+            log("fakes started")
+        # Whatever the hooks started (a helper process of the fakes) belongs to the world, not to a snippet.
+        self.own = self.own | {p.pid for p in processes(frozenset())}
+
+    def stop(self) -> None:
+        if self.fakes is not None:
+            self.fakes.stop()
+            self.fakes = None
+
+    # -- run -------------------------------------------------------------------------------------
+
+    def run(self, id: str, script: str, timeout: float) -> dict[str, Any]:  # noqa: A002 - the protocol's field name
+        path = WORLD / "snippets" / f"{safe_name(id)}.sh"
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(script)
+        calls_offset = CALLS.stat().st_size
+        for stale in ("state.new", "cwd.new"):
+            (SESSION / stale).unlink(missing_ok=True)
+        cwd = self.cwd if self.cwd.is_dir() else HOME
+        env = {**self.env, "BASH_ENV": str(LOADER)}
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            ["bash", str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=cwd, env=env, start_new_session=True,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        output = Output(proc.stdout)
+        exited = output.read_until_exit(proc.pid, started + timeout)
+        seconds = time.perf_counter() - started
+        if not exited:
+            signal_group(proc.pid, signal.SIGTERM)
+            output.read_until_exit(proc.pid, time.perf_counter() + GRACE)
+            # A timed-out snippet's whole group goes, stragglers that ignored SIGTERM included.
+            signal_group(proc.pid, signal.SIGKILL)
+        status = proc.wait()
+        leftover = self.sweep()
+        text = output.drain()
+        if exited:
+            self.save_state()
+        return {
+            "rc": (128 - status if status < 0 else status) if exited else None,
+            "timed_out": not exited,
+            "output": text,
+            "seconds": round(seconds, 6),
+            "standins": self.calls_since(calls_offset),
+            "leftover": leftover,
+        }
+
+    def sweep(self) -> list[str]:
+        """Report and kill every process a snippet left behind in the PID namespace."""
+        found: dict[int, str] = {}
+        for _ in range(SWEEPS):
+            alive = list(processes(self.own))
+            if not alive:
+                break
+            for p in alive:
+                found.setdefault(p.pid, p.cmdline)
+            kill_and_wait([p.pid for p in alive])
+        return list(found.values())
+
+    def save_state(self) -> None:
+        new_state, new_cwd = SESSION / "state.new", SESSION / "cwd.new"
+        if new_state.exists():
+            new_state.replace(STATE)
+        if new_cwd.exists():
+            self.cwd = Path(new_cwd.read_text())
+
+    def calls_since(self, offset: int) -> list[Any]:
+        with open(CALLS, "rb") as f:
+            f.seek(offset)
+            lines = f.read().decode(errors="replace").splitlines()
+        calls: list[Any] = []
+        for line in lines:
+            if line.strip():
+                try:
+                    calls.append(json.loads(line))
+                except ValueError:
+                    calls.append({"tool": "?", "unparsed": line})
+        return calls
+
+    # -- check, apply, fault, keep -----------------------------------------------------------------
+
+    def checks_module(self) -> ModuleType | None:
+        if not self.checks_looked_up:
+            self.checks = optional_module("scripts.checks", "run_check")
+            self.checks_looked_up = True
+        return self.checks
+
+    def check(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        module = self.checks_module()
+        if module is None:
+            return {"ok": False, "detail": f"cannot run check {name}: scripts.checks (run_check) is not available"}
+        return outcome(lambda: module.run_check(name, args, HOME, WORLD), f"check {name}")
+
+    def apply(self, path: str, content: str, format: str, mode: str) -> dict[str, Any]:  # noqa: A002 - the protocol's field name
+        module = self.checks_module()
+        if module is None or not hasattr(module, "apply_config"):
+            return {"ok": False, "detail": f"cannot apply {path}: scripts.checks.apply_config is not available"}
+        return outcome(lambda: module.apply_config(path, content, format, mode, HOME, WORLD), f"apply {path}")
+
+    def fault(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if self.fakes is None or not hasattr(self.fakes, "fault"):
+            return {"ok": False, "detail": f"cannot inject fault {name}: the fakes are not running or take no faults"}
+        return outcome(lambda: self.fakes.fault(name, args), f"fault {name}")
+
+    def keep(self, dest: str) -> dict[str, Any]:
+        keep = Path("/keep")
+        if not keep.is_dir():
+            return {"ok": False, "detail": "no keep dir is bound at /keep", "path": dest}
+        for source, name in ((HOME, "home"), (WORLD, "world")):
+            shutil.copytree(source, keep / name, symlinks=True, dirs_exist_ok=True, ignore_dangling_symlinks=True)
+        return {"ok": True, "detail": "", "path": dest}
+
+    # -- protocol --------------------------------------------------------------------------------
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "run":
+            return self.run(str(request["id"]), str(request["script"]), float(request["timeout"]))
+        if op == "check":
+            return self.check(str(request["name"]), dict(request.get("args") or {}))
+        if op == "apply":
+            return self.apply(str(request["path"]), str(request["content"]), str(request["format"]), str(request["mode"]))
+        if op == "fault":
+            return self.fault(str(request["name"]), dict(request.get("args") or {}))
+        if op == "keep":
+            return self.keep(str(request.get("dest", "")))
+        if op == "shutdown":
+            return {"ok": True}
+        raise ValueError(f"unknown op {op!r}")
+
+
+def outcome(call: Callable[[], Any], what: str) -> dict[str, Any]:
+    """(ok, detail) from a hook; a hook that crashes is a failure that says why, with the traceback in the log."""
+    try:
+        result = call()
+    except Exception as e:  # noqa: BLE001 - a crashing hook is reported as this step's failure, not the executor's death
+        log(f"{what} crashed:\n{traceback.format_exc()}")
+        return {"ok": False, "detail": f"{what} crashed: {type(e).__name__}: {e}"}
+    if result is None:
+        return {"ok": True, "detail": ""}
+    ok, detail = result
+    return {"ok": bool(ok), "detail": str(detail)}
+
+
+class Output:
+    """A snippet's merged stdout+stderr, read while waiting for bash to exit.
+
+    Background processes inherit the pipe, so EOF does not mean the snippet is done: bash's exit
+    (its pidfd) does.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.fd = stream.fileno()
+        os.set_blocking(self.fd, False)
+        self.data = bytearray()
+        self.truncated = False
+        self.eof = False
+
+    def take(self) -> None:
+        try:
+            chunk = os.read(self.fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.eof = True
+        elif len(self.data) < MAX_OUTPUT:
+            self.data += chunk
+        else:
+            self.truncated = True
+
+    def read_until_exit(self, pid: int, deadline: float) -> bool:
+        """Collect output until process `pid` exits (True) or the deadline passes (False)."""
+        pidfd = os.pidfd_open(pid)
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(pidfd, selectors.EVENT_READ)
+                if not self.eof:
+                    sel.register(self.fd, selectors.EVENT_READ)
+                while True:
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        return False
+                    for key, _ in sel.select(remaining):
+                        if key.fd == pidfd:
+                            return True
+                        self.take()
+                        if self.eof:
+                            sel.unregister(self.fd)
+        finally:
+            os.close(pidfd)
+
+    def drain(self) -> str:
+        """The rest of the output, once no process holds the pipe (bounded, in case one still does)."""
+        deadline = time.perf_counter() + DRAIN
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.fd, selectors.EVENT_READ)
+            while not self.eof:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or not sel.select(remaining):
+                    break
+                self.take()
+        self.stream.close()
+        text = self.data.decode("utf-8", errors="replace")
+        if self.truncated:
+            text += f"\n[output truncated at {MAX_OUTPUT} bytes]\n"
+        return text
+
+
+def main() -> int:
+    """Serve requests on stdin until `shutdown` or EOF; stdout carries only protocol lines."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints (hooks, their subprocesses) go to the log, not into the protocol
+    sys.stdout = sys.stderr
+    executor = Executor(Path.cwd())
+
+    def send(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message) + "\n")
+
+    try:
+        executor.setup()
+    except Exception as e:  # noqa: BLE001 - reported to the host, which raises with this log's tail
+        log(f"setup failed:\n{traceback.format_exc()}")
+        send({"ready": False, "error": f"setup failed: {type(e).__name__}: {e}"})
+        return 1
+    send({"ready": True, "error": None})
+    try:
+        for line in sys.stdin:
+            try:
+                request = json.loads(line)
+                response = {**executor.handle(request), "error": None}
+            except Exception as e:  # noqa: BLE001 - a bad request is answered, the session lives on
+                log(f"request failed:\n{traceback.format_exc()}")
+                response = {"error": f"{type(e).__name__}: {e}"}
+            if response.get("error") is None and request.get("op") == "shutdown":
+                executor.stop()
+                send(response)
+                # The host now kills the namespace's PID 1 (see sandbox.stop); until then, wait.
+                sys.stdin.read()
+                break
+            send(response)
+    finally:
+        executor.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
