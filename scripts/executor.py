@@ -99,7 +99,9 @@ def safe_name(id: str) -> str:  # noqa: A002 - the protocol's field name
 def stand_in_wrapper(tool: str, repo: Path) -> str:
     # PYTHONPATH only here: the snippet's environment stays the allowlist. -P keeps the snippet's
     # cwd (~/reflector has its own scripts/) off sys.path.
-    return f"#!/bin/sh\nPYTHONPATH='{repo}' exec '{sys.executable}' -P -m scripts.standins.{tool} \"$@\"\n"
+    # WORLD_HOME too: under `sudo` HOME is /root, but the stand-ins' world (the compose projects'
+    # paths in state.json) lives in the deployer's home.
+    return f"#!/bin/sh\nPYTHONPATH='{repo}' WORLD_HOME='{HOME}' exec '{sys.executable}' -P -m scripts.standins.{tool} \"$@\"\n"
 
 
 # ---------------------------------------------------------------------------------------------

