@@ -648,3 +648,15 @@ def test_discover_pages_lists_docs_markdown_sorted(root: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("# x\n")
     assert [p.relative_to(root).as_posix() for p in sn.discover_pages(root)] == ["docs/a.md", "docs/b.md", "docs/sub/c.md"]
+
+
+def test_before_annotation_records_the_readers_browser_step(root: Path) -> None:
+    page = parse(root, '% test: before ui-create-api-key name="Backup script" file=~/k\n% test: check file-mode file=~/k mode=600\n```bash\nchmod 600 ~/k\n```\n')
+    (s,) = page.snippets
+    assert s.before == (sn.Check("ui-create-api-key", (("name", "Backup script"), ("file", "~/k"))),)
+    assert [c.name for c in s.checks] == ["file-mode"]
+
+
+def test_before_annotation_only_fits_shell_fences(root: Path) -> None:
+    err = parse_error(root, "% test: before ui-create-api-key name=x\n```yaml\na: 1\n```\n")
+    assert "only applies to shell fences" in str(err)

@@ -1,0 +1,105 @@
+"""The runner's own rules: output matching, shellcheck over a page, and the order of a page's verdicts."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from scripts import snippets as sn
+from scripts.check import PageRun, find_shellcheck, load_page, match_output, shellcheck_page
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "ok"),
+    [
+        ("a\nb\n", "a\nb\n", True),
+        ("a\nb\n", "a\nc\n", False),
+        ("a\n...\nz\n", "a\nb\nc\nz\n", True),
+        ("a\n...\nz\n", "a\nz\n", True),
+        ("a\n...\n", "a\n", True),
+        ("a\n...\nz\n", "a\nb\n", False),
+        ("a  \n", "a\n", True),
+        ("a\n", "a\nextra\n", False),
+        ("...\n", "", True),
+    ],
+)
+def test_shown_output_matches_exactly_except_for_ellipsis_lines(expected: str, actual: str, ok: bool) -> None:
+    assert match_output(expected, actual) is ok
+
+
+def write_page(tmp_path: Path, body: str) -> sn.Page:
+    root = tmp_path
+    (root / "docs").mkdir(exist_ok=True)
+    (root / "conf.py").write_text((Path(__file__).parent.parent / "conf.py").read_text())
+    (root / "docs" / "p.md").write_text(textwrap.dedent(body))
+    return load_page(root / "docs" / "p.md", root)
+
+
+def test_shellcheck_sees_the_page_as_one_session_and_names_page_lines(tmp_path: Path) -> None:
+    page = write_page(
+        tmp_path,
+        """\
+        # P
+
+        ```bash
+        name=$(cat /etc/hostname)
+        ```
+
+        ```bash
+        echo $name
+        ```
+        """,
+    )
+    found = shellcheck_page(list(page.snippets), find_shellcheck())
+    # The variable set in the first fence is known in the second (no SC2154), but the unquoted use is reported.
+    assert list(found) == ["docs/p.md:7"]
+    (f,) = found["docs/p.md:7"]
+    assert (f.code, f.line) == ("SC2086", 8)
+
+
+def test_a_justified_exclusion_silences_only_its_code(tmp_path: Path) -> None:
+    page = write_page(
+        tmp_path,
+        """\
+        # P
+
+        % test: shellcheck-disable=SC2086 reason="word splitting wanted"
+        ```bash
+        x="a b"; echo $x
+        ```
+        """,
+    )
+    assert shellcheck_page(list(page.snippets), find_shellcheck()) == {}
+
+
+def test_after_a_failure_the_rest_of_the_page_is_skipped_with_its_cause(tmp_path: Path) -> None:
+    page = write_page(
+        tmp_path,
+        """\
+        # P
+
+        ```bash
+        echo one
+        ```
+
+        ```console
+        $ echo two
+        three
+        ```
+
+        ```bash
+        echo never
+        ```
+        """,
+    )
+    run = PageRun(page, root=tmp_path)
+    try:
+        run.start()
+        verdicts = [run.step(s) for s in run.steps()]
+    finally:
+        run.close()
+    assert [v.status for v in verdicts] == ["passed", "failed", "skipped"]
+    assert "output differs" in verdicts[1].reason and "three" in verdicts[1].reason
+    assert verdicts[2].reason == "earlier step failed at docs/p.md:7"
