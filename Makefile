@@ -13,7 +13,7 @@ SPHINXOPTS := -c . --nitpicky --fail-on-warning
 VENV := .venv/.installed
 NODE := node_modules/.installed
 
-.PHONY: help html livehtml linkcheck test clean node_modules
+.PHONY: help html livehtml linkcheck test bench mutate check clean node_modules
 
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -29,6 +29,15 @@ linkcheck: $(VENV) ## check the pages' external links (needs the network; not pa
 
 test: $(VENV) $(NODE) ## run every test: each page's snippets in a sandbox, the tooling, the site in Chromium
 	$(BIN)/python -m pytest -n auto --dist loadgroup
+
+bench: $(VENV) $(NODE) ## measure the build, the doc tests, the sandbox and page weights; writes _build/bench.json
+	$(BIN)/python -m scripts.bench
+
+mutate: $(VENV) $(NODE) ## break the docs on purpose (scripts/mutations.yaml) and count what the tests catch
+	$(BIN)/python -m scripts.mutate
+
+check: $(VENV) ## run one page with live progress: make check PAGE=docs/api-keys.md
+	$(BIN)/python -m scripts.check $(PAGE)
 
 node_modules: $(NODE) ## install mermaid from package-lock.json
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -21,3 +22,38 @@ def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"the site does not build (make html fails the same way):\n{proc.stderr}", pytrace=False)
     return out / "html"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A fresh snippet report per run: page files from an earlier run must not leak into this one."""
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        import shutil
+
+        from scripts.check import REPORT_DIR
+
+        shutil.rmtree(REPORT_DIR / "pages", ignore_errors=True)
+        session.config.stash[_STARTED] = time.monotonic()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Join the per-page verdicts (written by whichever worker ran each page) into report.json."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from scripts.check import REPORT_DIR, merge_report
+
+    if (REPORT_DIR / "pages").is_dir():
+        started = session.config.stash.get(_STARTED, None)
+        wall = round(time.monotonic() - started, 2) if started is not None else None
+        report = merge_report(sandbox="bubblewrap (user, pid, ipc, uts and network namespaces)", wall_seconds=wall)
+        s = report["summary"]
+        session.config.stash[_SUMMARY] = f"snippets: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped -> {REPORT_DIR / 'report.json'}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    line = config.stash.get(_SUMMARY, None)
+    if line:
+        terminalreporter.write_line(line)
+
+
+_STARTED = pytest.StashKey[float]()
+_SUMMARY = pytest.StashKey[str]()
