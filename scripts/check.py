@@ -162,15 +162,27 @@ class PageRun:
         self.findings = shellcheck_page([s for s in self.page.snippets if s.kind == "shell"], find_shellcheck())
         self.world = World.start(REPO, keep_dir=self.keep)
         for prior in self.prerequisites():
+            stop = self.stop_line(prior)
             for s in prior.snippets:
                 if not is_step(s) or s.skip_reason:
                     continue
-                if self.page.continues_upto is not None and prior.path == f"docs/{self.page.continues}" and s.line >= self.page.continues_upto:
+                if stop is not None and s.line >= stop:
                     break
                 v = self.execute(s)
                 if v.status == "failed":
                     self.startup_error = f"the page it continues failed at {s.id}: {v.reason}"
                     return
+
+    def stop_line(self, prior: sn.Page) -> int | None:
+        """Where replaying the page this one continues stops: `until=LABEL` (a MyST target) or `upto=LINE`."""
+        if prior.path != f"docs/{self.page.continues}":
+            return None
+        if self.page.continues_until is None:
+            return self.page.continues_upto
+        lines = dict(prior.targets)
+        if self.page.continues_until not in lines:
+            raise sn.SnippetError(self.page.path, 1, f"continues {self.page.continues} until={self.page.continues_until}: no target ({self.page.continues_until})= on that page")
+        return lines[self.page.continues_until]
 
     def prerequisites(self) -> list[sn.Page]:
         """The chain of pages this one continues, oldest first."""

@@ -294,7 +294,48 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
         actual_env = dict(env_lines(path))
         diff = [k for k, v in shown_env.items() if actual_env.get(k) != v]
         return (not diff, f"differs for {diff}" if diff else "every key shown is in the file")
+    if args["format"] == "caddyfile":
+        shown_routes = caddy_routes(args["content"])
+        file_routes = caddy_routes(path.read_text())
+        missing = sorted(shown_routes - file_routes)
+        return (not missing, f"the Caddyfile lacks {missing} (has {sorted(file_routes)})" if missing else "every site shown is in the file")
     return False, f"cannot verify format {args['format']}"
+
+
+def caddy_routes(text: str) -> set[tuple[str, str]]:
+    """(host, upstream) pairs of a Caddyfile, as the real `caddy adapt` understands it (no env: like the container)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".Caddyfile") as f:
+        f.write(text)
+        f.flush()
+        proc = subprocess.run(
+            [caddy_binary(), "adapt", "--config", f.name, "--adapter", "caddyfile"],
+            capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"},
+        )
+    if proc.returncode != 0:
+        raise ValueError(f"caddy adapt rejects it: {proc.stderr.strip()}")
+    pairs: set[tuple[str, str]] = set()
+    for server in json.loads(proc.stdout).get("apps", {}).get("http", {}).get("servers", {}).values():
+        for route in server.get("routes", []):
+            hosts = [h for m in route.get("match", []) for h in m.get("host", [])]
+            dials = [u.get("dial", "") for h in walk_handlers(route) if h.get("handler") == "reverse_proxy" for u in h.get("upstreams", [])]
+            pairs |= {(host, dial) for host in hosts for dial in dials}
+    return pairs
+
+
+def walk_handlers(node: Any) -> list[dict[str, Any]]:
+    """Every handler object nested in a Caddy route (subroutes included)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if "handler" in node:
+            found.append(node)
+        for v in node.values():
+            found += walk_handlers(v)
+    elif isinstance(node, list):
+        for v in node:
+            found += walk_handlers(v)
+    return found
 
 
 def caddy_binary() -> str:

@@ -177,6 +177,8 @@ class Page:
     snippets: tuple[Snippet, ...]
     continues: str | None
     continues_upto: int | None
+    continues_until: str | None = None  # a MyST target `(label)=` in the continued page: replay the steps before it
+    targets: tuple[tuple[str, int], ...] = ()  # this page's MyST targets and their lines
 
 
 # --------------------------------------------------------------------------- copy rules
@@ -365,6 +367,8 @@ class _PageState:
         self.snippets: list[Snippet] = []
         self.continues: str | None = None
         self.continues_upto: int | None = None
+        self.continues_until: str | None = None
+        self.targets: list[tuple[str, int]] = []
         self.continues_line = 0
         self.pending: _Pending | None = None
 
@@ -421,13 +425,19 @@ class _PageState:
             raise SnippetError(self.page, line, f"test annotation continues given twice (first at line {self.continues_line})")
         if not rest or "=" in rest[0]:
             raise SnippetError(self.page, line, "test annotation continues needs a PAGE (relative to docs/)")
-        target, upto = rest[0], None
+        target, upto, until = rest[0], None, None
         for k, v in (_key_value(w, self.page, line) for w in rest[1:]):
+            if k == "until":
+                until = v
+                continue
             if k != "upto":
-                raise SnippetError(self.page, line, f"test annotation continues: unknown option {k!r} (only upto=LINE)")
+                raise SnippetError(self.page, line, f"test annotation continues: unknown option {k!r} (until=LABEL or upto=LINE)")
             upto = _parse_int(v, "upto", self.page, line)
             if upto < 1:
                 raise SnippetError(self.page, line, f"test annotation continues upto={upto}: must be a line number")
+        if upto is not None and until is not None:
+            raise SnippetError(self.page, line, "test annotation continues: give until=LABEL or upto=LINE, not both")
+        self.continues_until = until
         path = (self.root / "docs" / target).resolve()
         if not path.is_file():
             raise SnippetError(self.page, line, f"test annotation continues {target}: no such page under docs/")
@@ -547,6 +557,8 @@ class _PageState:
                     elif re.match(r"(?i)tests?\b", stripped):
                         # A misspelt annotation would otherwise be an ordinary comment, silently ignored.
                         raise SnippetError(self.page, start + i + 1, f"comment {stripped!r} looks like a test annotation; write `% test: ...`")
+            elif tok.type == "myst_target":
+                self.targets.append((tok.content, start + 1))
             elif tok.type in {"fence", "colon_fence"}:
                 self._fence(tok, start)
             elif tok.type == "code_block":
@@ -648,7 +660,7 @@ def parse_page(path: Path, root: Path, rules: CopyRules) -> Page:
     src = path.read_text(encoding="utf-8")
     state.walk(src, 0)
     state.dangle("the end of the page")
-    return Page(page, tuple(state.snippets), state.continues, state.continues_upto)
+    return Page(page, tuple(state.snippets), state.continues, state.continues_upto, state.continues_until, tuple(state.targets))
 
 
 def discover_pages(root: Path) -> list[Path]:

@@ -660,3 +660,17 @@ def test_before_annotation_records_the_readers_browser_step(root: Path) -> None:
 def test_before_annotation_only_fits_shell_fences(root: Path) -> None:
     err = parse_error(root, "% test: before ui-create-api-key name=x\n```yaml\na: 1\n```\n")
     assert "only applies to shell fences" in str(err)
+
+
+def test_continues_until_a_label_records_the_target_and_the_labels(root: Path) -> None:
+    (root / "docs" / "first.md").write_text("# First\n\n```bash\ntrue\n```\n\n(later)=\n## Later\n")
+    page = parse(root, "% test: continues first.md until=later\n# Second\n")
+    assert (page.continues, page.continues_until, page.continues_upto) == ("first.md", "later", None)
+    first = sn.parse_page(root / "docs" / "first.md", root, sn.load_copy_rules(root / "conf.py"))
+    assert first.targets == (("later", 7),)
+
+
+def test_continues_takes_until_or_upto_not_both(root: Path) -> None:
+    (root / "docs" / "first.md").write_text("# First\n")
+    err = parse_error(root, "% test: continues first.md until=x upto=3\n# Second\n")
+    assert "not both" in str(err)

@@ -1,0 +1,73 @@
+"""Effect checks judge real files with the real parsers: a check that cannot fail would prove nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts import checks
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def test_env_secrets_rejects_a_literal_command_substitution(home: Path, tmp_path: Path) -> None:
+    (home / ".env").write_text("PG_PASS=$(openssl rand -base64 36 | tr -d '\\n')\n")
+    ok, detail = checks.run_check("env-secrets", {"file": "~/.env", "keys": "PG_PASS"}, home, tmp_path)
+    assert not ok and "literal text" in detail
+
+
+@pytest.mark.parametrize(("value", "ok"), [("a" * 64, True), ("ab" * 20, False), ("Zm9v" * 11, True), ("Zm9v" * 10, False)])
+def test_env_secrets_counts_bits_by_alphabet(home: Path, tmp_path: Path, value: str, ok: bool) -> None:
+    # 64 hex chars = 256 bits; 40 hex = 160; 44 base64 = 264; 40 base64 = 240.
+    (home / ".env").write_text(f"KEY={value}\n")
+    assert checks.run_check("env-secrets", {"file": "~/.env", "keys": "KEY"}, home, tmp_path)[0] is ok
+
+
+def test_env_unique_names_the_duplicated_keys(home: Path, tmp_path: Path) -> None:
+    (home / ".env").write_text("A=1\nB=2\nA=3\n")
+    assert checks.run_check("env-unique", {"file": "~/.env"}, home, tmp_path) == (False, "duplicated keys: A")
+
+
+def test_unknown_check_and_missing_argument_fail_with_the_reason(home: Path, tmp_path: Path) -> None:
+    ok, detail = checks.run_check("no-such-check", {}, home, tmp_path)
+    assert not ok and "unknown check 'no-such-check'" in detail
+    (home / "x").write_text("")
+    assert checks.run_check("file-mode", {"file": "x"}, home, tmp_path) == (False, "check file-mode needs the argument mode")
+
+
+def test_yaml_fence_is_verified_as_a_subset_of_the_compose_file(home: Path, tmp_path: Path) -> None:
+    (home / "c.yml").write_text("services:\n  server:\n    image: x\n    volumes:\n      - a:/a\n      - ./k:/k:ro\n")
+    shown = "server:\n  volumes:\n    - ./k:/k:ro\n"
+    assert checks.run_check("config-contains", {"file": "c.yml", "content": shown, "format": "yaml"}, home, tmp_path)[0]
+    wrong = "server:\n  volumes:\n    - ./k:/keys:ro\n"
+    ok, detail = checks.run_check("config-contains", {"file": "c.yml", "content": wrong, "format": "yaml"}, home, tmp_path)
+    assert not ok and "./k:/keys:ro" in detail
+
+
+def test_caddyfile_fence_is_compared_by_what_caddy_adapts(home: Path, tmp_path: Path) -> None:
+    (home / "Caddyfile").write_text("{$API:api.example.com} {\n\treverse_proxy server:1250\n}\n")
+    shown = "api.example.com {\n\treverse_proxy server:1250\n}\n"
+    assert checks.run_check("config-contains", {"file": "Caddyfile", "content": shown, "format": "caddyfile"}, home, tmp_path)[0]
+    typo = "api.example.com {\n\treverse_prxy server:1250\n}\n"
+    ok, detail = checks.run_check("config-contains", {"file": "Caddyfile", "content": typo, "format": "caddyfile"}, home, tmp_path)
+    assert not ok and "caddy adapt rejects it" in detail
+
+
+def test_apply_merges_env_keys_in_place_and_validates(home: Path, tmp_path: Path) -> None:
+    target = home / "server.env"
+    target.write_text("A=1\n# keep me\nB=2\nA=9\n")
+    inode = target.stat().st_ino
+    ok, _ = checks.apply_config("server.env", "A=3\nC=4\n", "env", "merge", home, tmp_path)
+    assert ok
+    assert target.read_text() == "A=3\n# keep me\nB=2\nC=4\n"
+    assert target.stat().st_ino == inode  # a single-file bind mount keeps seeing it
+
+
+def test_apply_refuses_an_invalid_caddyfile(home: Path, tmp_path: Path) -> None:
+    ok, detail = checks.apply_config("Caddyfile", "example.com {\n\treverse_prxy web:3000\n}\n", "caddyfile", "replace", home, tmp_path)
+    assert not ok and "reverse_prxy" in detail
