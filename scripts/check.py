@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from scripts import replay
 from scripts import snippets as sn
 from scripts.sandbox import World
 
@@ -161,8 +162,20 @@ class PageRun:
     def start(self) -> None:
         self.findings = shellcheck_page([s for s in self.page.snippets if s.kind == "shell"], find_shellcheck())
         self.world = World.start(REPO, keep_dir=self.keep)
-        for prior in self.prerequisites():
-            stop = self.stop_line(prior)
+        chain = [(prior, self.stop_line(prior)) for prior in self.prerequisites()]
+        if not chain:
+            return
+        # The pages it continues are replayed once per run; later pages restore the snapshot (scripts/replay.py).
+        name = replay.key([(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain])
+        with replay.CACHE.entry(name) as (found, made):
+            if found is not None:
+                replay.restore(self.world, found)
+            elif self.replay(chain):
+                made.append(replay.snapshot(self.world))
+
+    def replay(self, chain: Sequence[tuple[sn.Page, int | None]]) -> bool:
+        """Run the steps of the pages this one continues; False (and startup_error set) when one fails."""
+        for prior, stop in chain:
             for s in prior.snippets:
                 if not is_step(s) or s.skip_reason:
                     continue
@@ -171,7 +184,8 @@ class PageRun:
                 v = self.execute(s)
                 if v.status == "failed":
                     self.startup_error = f"the page it continues failed at {s.id}: {v.reason}"
-                    return
+                    return False
+        return True
 
     def stop_line(self, prior: sn.Page) -> int | None:
         """Where replaying the page this one continues stops: `until=LABEL` (a MyST target) or `upto=LINE`."""
@@ -181,7 +195,8 @@ class PageRun:
             return self.page.continues_upto
         lines = dict(prior.targets)
         if self.page.continues_until not in lines:
-            raise sn.SnippetError(self.page.path, 1, f"continues {self.page.continues} until={self.page.continues_until}: no target ({self.page.continues_until})= on that page")
+            label = self.page.continues_until
+            raise sn.SnippetError(self.page.path, 1, f"continues {self.page.continues} until={label}: no target ({label})= on that page")
         return lines[self.page.continues_until]
 
     def prerequisites(self) -> list[sn.Page]:
@@ -204,8 +219,9 @@ class PageRun:
     def step(self, s: sn.Snippet) -> Verdict:
         if s.skip_reason:
             return Verdict(s, "skipped", s.skip_reason)
-        if self.startup_error:
-            return Verdict(s, "skipped" if self.failed_at else "failed", self.startup_error)
+        if self.startup_error and not self.failed_at:
+            self.failed_at = s.id  # the page's first step carries the failure; the rest are skipped
+            return Verdict(s, "failed", self.startup_error)
         if self.failed_at:
             return Verdict(s, "skipped", f"earlier step failed at {self.failed_at}")
         v = self.execute(s)
@@ -234,11 +250,19 @@ class PageRun:
             problems.append(f"timed out after {timeout:g} s; its whole process group was killed")
         elif r.rc != s.exit:
             problems.append(f"exit status {r.rc}, the page implies {s.exit}")
+        failed_calls = [c for c in r.standins if c.get("rc") not in (0, None)]
+        if s.exit == 0 and failed_calls and not problems:
+            # A docker/sudo/ssh call that fails inside a step the page says succeeds is an error hidden
+            # by `||`, a pipe or an `if`: the reader would see its message, so the page is wrong.
+            call = failed_calls[0]
+            why = (call.get("stderr_tail") or "").strip().splitlines()[-1:] or [""]
+            command = f"{call.get('tool')} {' '.join(call.get('argv', []))}"
+            problems.append(f"`{command}` failed (exit {call.get('rc')}) inside a step that should succeed: {why[0]}")
         if r.leftover:
             problems.append("left processes running (killed): " + "; ".join(r.leftover))
-        if not problems and s.expected_output is not None and s.output_mode == "exact":
-            if not match_output(s.expected_output, r.output):
-                problems.append("output differs from what the page shows:\n--- page\n" + s.expected_output.rstrip("\n") + "\n--- actual\n" + tail(r.output))
+        shown = s.expected_output
+        if not problems and shown is not None and s.output_mode == "exact" and not match_output(shown, r.output):
+            problems.append("output differs from what the page shows:\n--- page\n" + shown.rstrip("\n") + "\n--- actual\n" + tail(r.output))
         done_checks: list[str] = []
         if not problems:
             for c in s.checks:
@@ -248,8 +272,7 @@ class PageRun:
                 if not res.ok:
                     problems.append(f"check {c.name} failed: {res.detail}")
                     break
-        for f in self.findings.get(s.id, []):
-            problems.append(f"shellcheck {f.code} at {s.page}:{f.line}: {f.message}")
+        problems += [f"shellcheck {f.code} at {s.page}:{f.line}: {f.message}" for f in self.findings.get(s.id, [])]
         if problems:
             return Verdict(s, "failed", "\n".join(problems), checks=tuple(done_checks), **base)  # type: ignore[arg-type]
         return Verdict(s, "passed", checks=tuple(done_checks), **base)  # type: ignore[arg-type]
@@ -293,9 +316,15 @@ def guess_format(s: sn.Snippet) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def pages_dir(directory: Path = REPORT_DIR) -> Path:
+    """This run's per-page verdict files: one folder per run (REFLECTOR_DOCS_RUN, set by the controller), so
+    two runs at once (a writer's and a benchmark's) never mix their pages."""
+    return directory / "pages" / os.environ.get("REFLECTOR_DOCS_RUN", "default")
+
+
 def write_page_report(page: str, verdicts: Sequence[Verdict], directory: Path = REPORT_DIR) -> Path:
     """One JSON file per page; merge_report() joins them (pages may run in different processes)."""
-    out = directory / "pages" / (page.replace("/", "__") + ".json")
+    out = pages_dir(directory) / (page.replace("/", "__") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([v.as_json() for v in verdicts], indent=1))
     return out
@@ -303,7 +332,7 @@ def write_page_report(page: str, verdicts: Sequence[Verdict], directory: Path = 
 
 def merge_report(directory: Path = REPORT_DIR, *, sandbox: str = "bubblewrap", wall_seconds: float | None = None) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
-    for f in sorted((directory / "pages").glob("*.json")):
+    for f in sorted(pages_dir(directory).glob("*.json")):
         entries.extend(json.loads(f.read_text()))
     counts = {k: sum(1 for e in entries if e["status"] == k) for k in ("passed", "failed", "skipped")}
     report = {

@@ -219,14 +219,25 @@ def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
         serialization.load_pem_public_key(pem)
     except ValueError as e:
         return False, f"{args['file']} is not a PEM public key: {e}"
+    if args.get("fresh", "yes") == "yes" and not written_by_last_step(path, world):
+        return False, f"{args['file']} was not written by this step (a key left by an earlier step proves nothing about this one)"
     key = tls.signing_key(world)
-    private_pem = key.private_pem if hasattr(key, "private_pem") else key[0]
+    private_pem = key.private_pem
     token = jwt.encode({"sub": "check", "aud": "check"}, private_pem, algorithm="RS256")
     try:
         jwt.decode(token, pem.decode(), algorithms=["RS256"], audience="check")
     except Exception as e:  # noqa: BLE001 - python-jose raises several kinds; the message is the point
         return False, f"the key does not verify Authentik's tokens: {e}"
     return True, "verifies a token signed by Authentik's signing key"
+
+
+def written_by_last_step(path: Path, world: Path) -> bool:
+    """The file changed during the step just run: the executor writes each step's script file just before running it."""
+    scripts = list((world / "snippets").glob("*.sh"))
+    if not scripts:
+        return True  # not inside a page run (a writer calling the check by hand)
+    started = max(p.stat().st_mtime_ns for p in scripts)
+    return path.stat().st_mtime_ns >= started
 
 
 @check("provider-scopes")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,27 +25,26 @@ def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "html"
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """A fresh snippet report per run: page files from an earlier run must not leak into this one."""
-    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
-        import shutil
-
-        from scripts.check import REPORT_DIR
-
-        shutil.rmtree(REPORT_DIR / "pages", ignore_errors=True)
-        session.config.stash[_STARTED] = time.monotonic()
+def pytest_configure(config: pytest.Config) -> None:
+    """Name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    if not hasattr(config, "workerinput"):
+        os.environ["REFLECTOR_DOCS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
+        config.stash[_STARTED] = time.monotonic()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Join the per-page verdicts (written by whichever worker ran each page) into report.json."""
     if hasattr(session.config, "workerinput"):
         return
-    from scripts.check import REPORT_DIR, merge_report
+    import shutil
 
-    if (REPORT_DIR / "pages").is_dir():
+    from scripts.check import REPORT_DIR, merge_report, pages_dir
+
+    if pages_dir().is_dir():
         started = session.config.stash.get(_STARTED, None)
         wall = round(time.monotonic() - started, 2) if started is not None else None
         report = merge_report(sandbox="bubblewrap (user, pid, ipc, uts and network namespaces)", wall_seconds=wall)
+        shutil.rmtree(pages_dir())
         s = report["summary"]
         session.config.stash[_SUMMARY] = f"snippets: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped -> {REPORT_DIR / 'report.json'}"
 

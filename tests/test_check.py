@@ -101,5 +101,6 @@ def test_after_a_failure_the_rest_of_the_page_is_skipped_with_its_cause(tmp_path
     finally:
         run.close()
     assert [v.status for v in verdicts] == ["passed", "failed", "skipped"]
-    assert "output differs" in verdicts[1].reason and "three" in verdicts[1].reason
+    assert "output differs" in verdicts[1].reason
+    assert "three" in verdicts[1].reason
     assert verdicts[2].reason == "earlier step failed at docs/p.md:7"

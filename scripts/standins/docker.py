@@ -401,7 +401,7 @@ def find_config(cwd: Path) -> list[Path]:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    import yaml  # type: ignore[import-untyped]  # no stubs in the venv; only safe_load is used
+    import yaml
 
     try:
         data = yaml.safe_load(path.read_text())
