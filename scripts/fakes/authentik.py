@@ -512,7 +512,8 @@ def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[
     form = request.form()
     provider = _client(request, ak, form)
     if provider is None:
-        return _oauth_error(401, "invalid_client", INVALID_CLIENT)
+        # TokenView.post answers every TokenError with 400, invalid_client included (providers/oauth2/views/token.py).
+        return _oauth_error(400, "invalid_client", INVALID_CLIENT)
     grant_type = form.get("grant_type")
     if grant_type == "authorization_code":
         grant = ak["codes"].pop(form.get("code", ""), None)

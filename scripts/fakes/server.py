@@ -125,8 +125,13 @@ class Front(ThreadingHTTPServer):
             "request": {"host": host, "uri": uri},
             "status": 502,
         }
-        with self.log_lock, (self.world_dir / "log" / "caddy.log").open("a") as f:
-            f.write(json.dumps(entry) + "\n")
+        line = json.dumps(entry) + "\n"
+        with self.log_lock:
+            with (self.world_dir / "log" / "caddy.log").open("a") as f:
+                f.write(line)
+            # Caddy logs to stderr, so the same line is what `docker compose logs caddy` shows.
+            with (self.world_dir / "log" / "reflector-caddy-1.log").open("a") as f:
+                f.write(line)
 
 
 def _context(certs: tls.ServerCerts) -> ssl.SSLContext:
