@@ -80,6 +80,22 @@ def match_output(expected: str, actual: str) -> bool:
     return walk(0, 0)
 
 
+# What tools print when something went wrong; a step that exits 0 and prints one of these hid a
+# failure (a pipeline without pipefail, `|| true`), so the reader sees an error the page doesn't show.
+TOOL_ERROR = re.compile(
+    r"^(curl: \(\d+\)|jq: error|jq: \d+ compile error|mkdir: cannot|(cat|cp|mv|rm|chmod|ln|sed|grep|tr|base64): .*"
+    r"(No such file|Permission denied|Is a directory|invalid)|openssl: |Could not read |Unable to load |.*: command not found$"
+    r"|\S+: line \d+: )",
+    re.MULTILINE,
+)
+
+
+def unshown_errors(output: str, shown: str | None) -> list[str]:
+    """Error lines in a step's output that the page does not show."""
+    shown_lines = set((shown or "").splitlines())
+    return [m.group(0).strip() for m in re.finditer(r"^.*$", output, re.MULTILINE) if TOOL_ERROR.match(m.group(0)) and m.group(0) not in shown_lines]
+
+
 def tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.rstrip("\n").split("\n")[-lines:])
 
@@ -258,6 +274,9 @@ class PageRun:
             why = (call.get("stderr_tail") or "").strip().splitlines()[-1:] or [""]
             command = f"{call.get('tool')} {' '.join(call.get('argv', []))}"
             problems.append(f"`{command}` failed (exit {call.get('rc')}) inside a step that should succeed: {why[0]}")
+        noise = unshown_errors(r.output, s.expected_output) if s.exit == 0 and not problems and s.output_mode != "ignore" else []
+        if noise:
+            problems.append(f"exit status 0, but the output has an error the page doesn't show: {noise[0]}")
         if r.leftover:
             problems.append("left processes running (killed): " + "; ".join(r.leftover))
         shown = s.expected_output

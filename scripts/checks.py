@@ -190,6 +190,27 @@ def container_status(args: dict[str, str], home: Path, world: Path) -> Result:
     return (got == args.get("status", "running"), f"{args['container']} is {got}")
 
 
+@check("containers-current")
+def containers_current(args: dict[str, str], home: Path, world: Path) -> Result:
+    """Every container of the project runs the configuration its compose file and env files give now.
+
+    A container keeps the environment it was created with: a step that edits an .env file and
+    recreates only some services leaves the others on stale settings (beat, typically)."""
+    from scripts.standins import docker
+
+    directory = expand(args.get("dir", "~/reflector"), home)
+    project = docker.load_project(directory, [args.get("file", "docker-compose.prod.yml")], None, ["caddy"], environ={})
+    stale = []
+    for name, c in sorted(state(world).get("containers", {}).items()):
+        if c.get("project") != project.name or c.get("status") not in {"running", "restarting"}:
+            continue
+        if docker.build_config(project, c["service"], home)["config_hash"] != c.get("config_hash"):
+            stale.append(name)
+    if stale:
+        return False, f"{', '.join(stale)} still run(s) an older configuration than the compose and .env files give: recreate them"
+    return True, f"every container of {project.name} is current"
+
+
 @check("caddy-route")
 def caddy_route(args: dict[str, str], home: Path, world: Path) -> Result:
     """Caddy's live config (what the container loaded on reload) proxies the host to the upstream."""
@@ -231,6 +252,14 @@ def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
     return True, "verifies a token signed by Authentik's signing key"
 
 
+def provider_of(st: dict[str, Any], slug: str) -> dict[str, Any]:
+    """The provider record behind an application slug in the fake Authentik's state."""
+    ak = st.get("authentik", {})
+    app = ak.get("applications", {}).get(slug) or {}
+    provider: dict[str, Any] = ak.get("providers", {}).get(str(app.get("provider")), {})
+    return provider
+
+
 def written_by_last_step(path: Path, world: Path) -> bool:
     """The file changed during the step just run: the executor writes each step's script file just before running it."""
     scripts = list((world / "snippets").glob("*.sh"))
@@ -248,6 +277,12 @@ def provider_scopes(args: dict[str, str], home: Path, world: Path) -> Result:
     summary = authentik.provider_summary(state(world), args["slug"])
     if summary is None:
         return False, f"no application with slug {args['slug']}"
+    provider = provider_of(state(world), args["slug"])
+    if provider.get("client_type") != "confidential":
+        return False, f"the provider's client type is {provider.get('client_type')!r}: Reflector's frontend authenticates with a secret (confidential)"
+    modes = {u.get("matching_mode") for u in provider.get("redirect_uris", [])}
+    if modes != {"strict"}:
+        return False, f"redirect URIs should match strictly, found matching modes {sorted(map(str, modes))}"
     missing = sorted(set(args["scopes"].split(",")) - set(summary["scopes"]))
     if missing:
         return False, f"provider lacks scope mappings {missing} (has {summary['scopes']})"
@@ -438,7 +473,8 @@ def ui_create_api_key(args: dict[str, str], home: Path, world: Path) -> Result:
     except e2e.SignInError as e:
         return False, str(e)
     target = expand(args["file"], home)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():  # an editor cannot save into a folder that does not exist
+        return False, f"[ Directory '{target.parent}' does not exist ] (nano cannot save {args['file']})"
     target.write_text(key + "\n")  # an editor's save: default umask, as the page then fixes
     return True, f"created key {args['name']!r} and saved it to {args['file']}"
 
