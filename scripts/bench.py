@@ -1,0 +1,752 @@
+"""Benchmark the site build, the doc tests, the sandbox harness and the pages' weight against their budgets; writes _build/bench.json.
+
+Measured, never asserted: tests never time anything. Each metric runs its own warm-up, then at
+least three repeats (stated per metric), and reports median, min and max. The table's verdict
+compares the median with the budget. `python -m scripts.bench --help` lists the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import re
+import resource as rusage
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs"
+OUT = REPO / "_build" / "bench.json"
+PYTHON = sys.executable
+
+KB = 1000  # page weight in kB (10^3 bytes), as browsers' devtools count
+GZIP_LEVEL = 6  # what a typical server (Apache mod_deflate, Caddy's gzip default is 5) sends; close enough to either
+WALKTHROUGH = "self-hosted-authentik"
+MERMAID_PATH = "/_static/mermaid/"
+# Snippets that run anywhere and do next to nothing: their harness time is almost all overhead.
+TRIVIAL = ("true", "echo hello", "cd /tmp", ":", "x=1", "export Y=2")
+# The stand-ins' tools, for bare runs of the guide's text outside the sandbox: each is a no-op there,
+# so nothing touches the host's docker, sudo or ssh.
+STUBBED = ("docker", "sudo", "ssh", "nano")
+RENDER_TIMEOUT_MS = 20_000
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One measured quantity: its repeats, an optional upper budget (same unit) and how it was measured."""
+
+    name: str
+    unit: str  # "s", "ms", "x" (ratio), "kB"
+    values: tuple[float, ...]
+    budget: float | None = None
+    note: str = ""
+    cpu: tuple[float, ...] = ()  # CPU seconds per repeat, when `values` came from repeat()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.values, Timing) and not self.cpu:
+            object.__setattr__(self, "cpu", self.values.cpu)  # frozen: the one place a field is filled in
+        object.__setattr__(self, "values", tuple(self.values))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def low(self) -> float:
+        return min(self.values)
+
+    @property
+    def high(self) -> float:
+        return max(self.values)
+
+    @property
+    def verdict(self) -> str:
+        """ "meets" or "misses" by the median; "" when there is no budget."""
+        if self.budget is None:
+            return ""
+        return "meets" if self.median <= self.budget else "misses"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "median": round(self.median, 4),
+            "min": round(self.low, 4),
+            "max": round(self.high, 4),
+            "repeats": len(self.values),
+            "values": [round(v, 4) for v in self.values],
+            "budget": self.budget,
+            "verdict": self.verdict,
+            "cpu_median": round(statistics.median(self.cpu), 4) if self.cpu else None,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One response the browser loaded: its URL, status, and body size raw and gzipped."""
+
+    url: str
+    status: int
+    size: int
+    gzipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageWeight:
+    """What one page costs a reader: the site's responses it loaded, raw and gzipped, and mermaid's share."""
+
+    page: str
+    requests: int
+    size: int
+    gzipped: int
+    mermaid_files: int
+    mermaid_size: int
+    mermaid_gzipped: int
+    diagrams: int
+    failed: tuple[str, ...] = ()
+    heaviest: tuple[tuple[str, int], ...] = ()  # the five largest responses: (path, gzipped bytes)
+
+    @property
+    def loads_mermaid(self) -> bool:
+        return self.mermaid_files > 0
+
+
+def resource(url: str, status: int, body: bytes) -> Resource:
+    """A response as the weight counts it: the body's bytes, and those bytes gzipped at GZIP_LEVEL."""
+    return Resource(url, status, len(body), len(gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)) if body else 0)
+
+
+def weigh(page: str, resources: Iterable[Resource], diagrams: int = 0) -> PageWeight:
+    """Sum what the browser actually loaded: each URL once, successful responses only, no data:/blob: URLs."""
+    seen: dict[str, Resource] = {}
+    failed: list[str] = []
+    for r in resources:
+        if r.url.startswith(("data:", "blob:")):
+            continue  # inline, nothing is transferred
+        if r.status >= 400 or r.status == 0:
+            failed.append(f"{r.url} ({r.status})")
+            continue
+        seen.setdefault(r.url.split("#", 1)[0], r)
+    loaded = list(seen.values())
+    mermaid = [r for r in loaded if MERMAID_PATH in r.url]
+    return PageWeight(
+        page=page,
+        requests=len(loaded),
+        size=sum(r.size for r in loaded),
+        gzipped=sum(r.gzipped for r in loaded),
+        mermaid_files=len(mermaid),
+        mermaid_size=sum(r.size for r in mermaid),
+        mermaid_gzipped=sum(r.gzipped for r in mermaid),
+        diagrams=diagrams,
+        failed=tuple(failed),
+        heaviest=tuple((urlsplit(r.url).path, r.gzipped) for r in sorted(loaded, key=lambda r: -r.gzipped)[:5]),
+    )
+
+
+def makefile_sphinxopts(makefile: Path) -> list[str]:
+    """The Makefile's SPHINXOPTS, so the bench builds exactly as `make html` does."""
+    m = re.search(r"^SPHINXOPTS\s*:?=\s*(.*?)\s*$", makefile.read_text(encoding="utf-8"), re.MULTILINE)
+    if m is None:
+        raise ValueError(f"{makefile} defines no SPHINXOPTS")
+    return m.group(1).split()
+
+
+def format_table(metrics: Sequence[Metric]) -> str:
+    """The printed table: metric, median, min, max, budget, verdict, repeats, median CPU seconds; one line per metric."""
+    rows = [("metric", "median", "min", "max", "budget", "verdict", "n", "cpu")]
+    for m in metrics:
+        budget = "" if m.budget is None else f"<= {fmt(m.budget)} {m.unit}"
+        cpu = f"{fmt(statistics.median(m.cpu))} s" if m.cpu else ""
+        rows.append((m.name, f"{fmt(m.median)} {m.unit}", fmt(m.low), fmt(m.high), budget, m.verdict, str(len(m.values)), cpu))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip() for r in rows)
+
+
+def fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}" if value else "0"
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------
+
+
+class Timing(tuple[float, ...]):
+    """Wall seconds per repeat, carrying the CPU seconds (this process and its children) each repeat used.
+
+    On a busy machine wall time grows with the load while CPU time barely moves, so the CPU column
+    says whether a miss is the code's or the neighbours'.
+    """
+
+    cpu: tuple[float, ...]
+
+    def __new__(cls, wall: Iterable[float], cpu: Iterable[float] = ()) -> Timing:
+        self = super().__new__(cls, wall)
+        self.cpu = tuple(cpu)
+        return self
+
+
+def cpu_seconds() -> float:
+    own, children = rusage.getrusage(rusage.RUSAGE_SELF), rusage.getrusage(rusage.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def repeat(action: Callable[[], object], repeats: int, warmup: int = 1, before: Callable[[], object] | None = None, *, cpu_counts: bool = True) -> Timing:
+    """Seconds per call of `action` over `repeats` calls after `warmup` untimed ones; `before` runs untimed each time.
+
+    cpu_counts=False leaves the CPU out where it would mislead: a sandbox's processes die with its
+    PID namespace unreaped by us, so their CPU never reaches RUSAGE_CHILDREN.
+    """
+    wall: list[float] = []
+    cpu: list[float] = []
+    for i in range(warmup + repeats):
+        if before is not None:
+            before()
+        cpu_started = cpu_seconds()
+        started = time.perf_counter()
+        action()
+        if i >= warmup:
+            wall.append(time.perf_counter() - started)
+            cpu.append(cpu_seconds() - cpu_started)
+    return Timing(wall, cpu if cpu_counts else ())
+
+
+def run(cmd: Sequence[str], *, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 900) -> None:
+    """Run a command that must succeed; its output is shown only when it fails."""
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+def load() -> dict[str, float]:
+    one, five, fifteen = os.getloadavg()
+    return {"1min": one, "5min": five, "15min": fifteen}
+
+
+# ---------------------------------------------------------------------------------------------
+# The build
+# ---------------------------------------------------------------------------------------------
+
+
+def sphinx_cmd(out: Path) -> list[str]:
+    """`make html`'s command with the output dir moved; no --quiet either, so the console output costs what it costs there."""
+    return [PYTHON, "-m", "sphinx", "-M", "html", str(DOCS), str(out), *makefile_sphinxopts(REPO / "Makefile")]
+
+
+def bench_build(repeats: int, scratch: Path) -> list[Metric]:
+    out = scratch / "site"
+    opts = " ".join(makefile_sphinxopts(REPO / "Makefile"))
+    metrics = [
+        Metric(
+            "build: cold (sphinx-build -M html, fresh dir)",
+            "s",
+            repeat(lambda: run(sphinx_cmd(out)), repeats, before=lambda: shutil.rmtree(out, ignore_errors=True)),
+            2.0,
+            f"flags from the Makefile: {opts}",
+        ),
+    ]
+    page = DOCS / "api-keys.md"
+    metrics.append(
+        Metric(
+            "build: rebuild after touching api-keys.md",
+            "s",
+            repeat(lambda: run(sphinx_cmd(out)), repeats, before=page.touch),
+            1.0,
+            "same output dir; the page's content unchanged, its mtime now",
+        )
+    )
+    metrics.append(
+        Metric(
+            "build: rebuild with nothing changed", "s", repeat(lambda: run(sphinx_cmd(out)), repeats), None, "the floor of any rebuild: startup, env load, outdated check"
+        )
+    )
+    metrics.append(
+        Metric(
+            "build: import sphinx + extensions",
+            "s",
+            repeat(lambda: run([PYTHON, "-c", "import sphinx.cmd.build, myst_parser, furo, sphinx_copybutton, sphinxcontrib.mermaid"]), repeats),
+            None,
+            "python startup and imports only",
+        )
+    )
+    if shutil.which("make") and subprocess.run(["make", "-q", ".venv/.installed", "node_modules/.installed"], cwd=REPO, capture_output=True, check=False).returncode == 0:
+        mk = scratch / "make"
+        metrics.append(
+            Metric(
+                "build: cold `make html BUILDDIR=tmp`",
+                "s",
+                repeat(
+                    lambda: run(["make", "--no-print-directory", "html", f"BUILDDIR={mk}"]),
+                    repeats,
+                    before=lambda: shutil.rmtree(mk, ignore_errors=True),
+                ),
+                2.0,
+                "the Makefile path (venv and node_modules already installed)",
+            )
+        )
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# The tests
+# ---------------------------------------------------------------------------------------------
+
+
+def pytest_cmd(*args: str) -> list[str]:
+    return [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+
+
+SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
+
+
+@dataclass
+class Suite:
+    """A pytest command timed repeatedly; remembers each run's outcome line, since a failing run stops early and is not comparable."""
+
+    args: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    outcomes: list[str] = field(default_factory=list)
+
+    def __call__(self) -> None:
+        proc = subprocess.run(pytest_cmd(*self.args), cwd=REPO, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=1800, check=False)
+        last = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+        self.outcomes.append(", ".join(f"{n} {what}" for n, what in SUMMARY.findall(last)) or last.strip("= "))
+
+    def note(self, text: str) -> str:
+        results = sorted(set(self.outcomes))
+        return f"{text}; outcome: {' | '.join(results)}"
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[Timing, Timing]:
+    """Time a and b alternately (after one warm-up of each), so both see the same load on a shared machine."""
+    a()
+    b()
+    wall_a: list[float] = []
+    wall_b: list[float] = []
+    for _ in range(repeats):
+        for action, wall in ((a, wall_a), (b, wall_b)):
+            started = time.perf_counter()
+            action()
+            wall.append(time.perf_counter() - started)
+    return Timing(wall_a), Timing(wall_b)
+
+
+def bench_suites(repeats: int, full_repeats: int, browser: bool) -> list[Metric]:
+    args = ("tests/test_docs.py", "-n", "2", "--dist", "loadgroup")
+    docs, uncached = Suite(args), Suite(args, {"REFLECTOR_REPLAY_CACHE": "0"})
+    with_cache, without = interleaved(docs, uncached, repeats)
+    metrics = [
+        Metric(
+            "tests: snippet suite (test_docs.py -n 2)", "s", with_cache, 15.0, docs.note("wall, includes pytest and xdist startup; prerequisites replayed once per run")
+        ),
+        Metric("tests: snippet suite, replay cache off", "s", without, None, uncached.note("REFLECTOR_REPLAY_CACHE=0, timed alternately with the row above")),
+    ]
+    if full_repeats:
+        full = Suite(("-n", "2", "--dist", "loadgroup"))
+        values = repeat(full, full_repeats, warmup=0, cpu_counts=False)
+        metrics.append(
+            Metric("tests: everything (pytest -n 2)", "s", values, None, full.note(f"{full_repeats} repeat(s), no warm-up (the snippet suite warmed the caches)"))
+        )
+    if browser and shutil.which("chromium"):
+        b = Suite(("tests/test_browser.py",))
+        values = repeat(b, repeats, warmup=0)
+        metrics.append(Metric("tests: browser (test_browser.py)", "s", values, None, b.note("no warm-up; includes its own site build and Chromium start")))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------------------------
+
+
+def bare_env(home: Path, bin_dir: Path) -> dict[str, str]:
+    return {"HOME": str(home), "PATH": f"{bin_dir}:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC", "TERM": "dumb"}
+
+
+def bare_bin(scratch: Path) -> Path:
+    """A PATH dir where the stand-ins' tools do nothing, so the guide's text can run bare without touching the host."""
+    bin_dir = scratch / "bare-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for tool in STUBBED:
+        stub = bin_dir / tool
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    return bin_dir
+
+
+def bare_seconds(text: str, home: Path, env: dict[str, str], isolate_net: bool = False) -> float:
+    """One `bash -c TEXT` in `home`, outside any sandbox (with isolate_net, in a network namespace so nothing leaves the host)."""
+    cmd = ["bash", "-c", text]
+    if isolate_net:
+        cmd = ["unshare", "-rn", *cmd]
+    started = time.perf_counter()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(cmd, cwd=home, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, check=False)
+    return time.perf_counter() - started
+
+
+def bench_harness(repeats: int, scratch: Path) -> list[Metric]:
+    from scripts.sandbox import World
+
+    home = scratch / "bare-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = bare_env(home, bare_bin(scratch))
+    rounds = 10  # each repeat runs the trivial set this many times
+    harness: list[float] = []
+    inside: list[float] = []
+    bare: list[float] = []
+    with World.start(REPO) as world:
+        for text in TRIVIAL:  # warm-up
+            world.run("bench:warmup", text, 10)
+            bare_seconds(text, home, env)
+        for _ in range(repeats):
+            h = i = b = 0.0
+            for _ in range(rounds):
+                for text in TRIVIAL:
+                    started = time.perf_counter()
+                    r = world.run("bench:trivial", text, 10)
+                    h += time.perf_counter() - started
+                    i += r.seconds
+                    b += bare_seconds(text, home, env)
+            n = rounds * len(TRIVIAL)
+            harness.append(h / n)
+            inside.append(i / n)
+            bare.append(b / n)
+    over = tuple((h - b) * 1000 for h, b in zip(harness, bare, strict=True))
+    names = ", ".join(repr(t) for t in TRIVIAL)
+    return [
+        Metric("harness: overhead per trivial snippet", "ms", over, 15.0, f"World.run wall minus bare `bash -c` wall, per snippet ({names}; {rounds} rounds a repeat)"),
+        Metric("harness: trivial snippet via World.run", "ms", tuple(h * 1000 for h in harness), None, "host wall per run request"),
+        Metric(
+            "harness: trivial snippet, executor's own timing",
+            "ms",
+            tuple(v * 1000 for v in inside),
+            None,
+            "bash start (BASH_ENV restore + EXIT-trap save) to exit, inside the sandbox",
+        ),
+        Metric("harness: trivial snippet, bare bash -c", "ms", tuple(b * 1000 for b in bare), None, "no sandbox, no session state"),
+        Metric("harness: ratio World.run / bare bash", "x", tuple(h / b for h, b in zip(harness, bare, strict=True)), None, "trivial snippets"),
+    ]
+
+
+def bench_pages_overhead(repeats: int, scratch: Path) -> list[Metric]:
+    """Each page's shell snippets in one world (after the pages it continues), against the same texts run bare."""
+    from scripts import snippets as sn
+    from scripts.check import PageRun, load_page
+
+    home_root = scratch / "bare-pages"
+    env_bin = bare_bin(scratch)
+    harness: list[float] = []
+    inside: list[float] = []
+    bare: list[float] = []
+    counts: list[int] = []
+    pages = [load_page(p) for p in sn.discover_pages(REPO)]
+    for k in range(repeats):
+        h = i = b = 0.0
+        n = 0
+        for page in pages:
+            shell = [s for s in page.snippets if s.kind == "shell" and not s.skip_reason]
+            if not shell:
+                continue
+            run_ = PageRun(page)
+            try:
+                run_.start()
+                assert run_.world is not None
+                for s in shell:
+                    started = time.perf_counter()
+                    r = run_.world.run(s.id, s.text, s.timeout or 20.0)
+                    h += time.perf_counter() - started
+                    i += r.seconds
+            finally:
+                run_.close()
+            home = home_root / f"{k}-{Path(page.path).stem}"
+            home.mkdir(parents=True)
+            env = bare_env(home, env_bin)
+            for s in shell:
+                b += bare_seconds(s.text, home, env, isolate_net=True)
+            n += len(shell)
+        harness.append(h)
+        inside.append(i)
+        bare.append(b)
+        counts.append(n)
+    n = counts[0]
+    return [
+        Metric("harness: page snippets, host-side overhead per snippet", "ms", tuple((h - i) / n * 1000 for h, i in zip(harness, inside, strict=True)), None,
+               f"{n} shell snippets of all pages: World.run wall minus the executor's own timing of bash (protocol, leftover sweep, state save)"),
+        Metric("harness: page snippets, World.run minus bare bash per snippet", "ms", tuple((h - b) / n * 1000 for h, b in zip(harness, bare, strict=True)), None,
+               "bare: `unshare -rn bash -c TEXT`, stubbed docker/sudo/ssh/nano, temp HOME; bare runs fail fast where they need the world "
+               "(no stand-ins, no fakes), so this counts the stand-ins' and fakes' work as overhead"),
+        Metric("harness: ratio page snippets World.run / bare", "x", tuple(h / b for h, b in zip(harness, bare, strict=True)), None, "sum over all pages, same caveat"),
+    ]  # fmt: skip
+
+
+def bench_sandbox(repeats: int, scratch: Path) -> list[Metric]:
+    from scripts import fixtures
+    from scripts.fakes import server
+    from scripts.sandbox import World, bwrap_namespace_args, check_prerequisites, enter_namespaces, generated_etc, sandbox_args
+
+    metrics = [
+        Metric(
+            "sandbox: World.start + close (fixtures + fakes)",
+            "s",
+            repeat(lambda: World.start(REPO).close(), repeats, cpu_counts=False),
+            None,
+            "the executor's setup installs the fixtures and starts the fakes",
+        )
+    ]
+
+    bwrap = check_prerequisites()
+    etc = scratch / "etc"
+    etc.mkdir(exist_ok=True)
+    for name, content in generated_etc().items():
+        (etc / name).write_text(content)
+    args = sandbox_args(REPO, etc, home_size=1 << 28, tmp_size=1 << 28, world_size=1 << 26, keep_dir=None, env={"PATH": "/usr/bin:/bin"})
+    base = [bwrap, *bwrap_namespace_args(), *args[: args.index("--")]]
+
+    def inside(*cmd: str) -> Callable[[], object]:
+        return lambda: subprocess.run([*base, "--", *cmd], env={}, preexec_fn=enter_namespaces(os.getuid(), os.getgid()), capture_output=True, check=True)
+
+    metrics.append(
+        Metric("sandbox: bwrap alone (`true` in the same namespaces)", "s", repeat(inside("/usr/bin/true"), repeats, cpu_counts=False), None, "namespaces + mounts")
+    )
+    metrics.append(
+        Metric(
+            "sandbox: bwrap + python importing the executor",
+            "s",
+            repeat(inside(PYTHON, "-c", "import scripts.executor"), repeats, cpu_counts=False),
+            None,
+            "adds interpreter start and imports",
+        )
+    )
+
+    def install() -> None:
+        tmp = Path(tempfile.mkdtemp(dir=scratch))
+        fixtures.install(tmp / "home", tmp / "world")
+
+    metrics.append(Metric("sandbox: fixtures.install (host, temp dirs)", "s", repeat(install, repeats), None, "the checkout copy and the initial world state"))
+
+    def fakes() -> None:
+        world = Path(tempfile.mkdtemp(dir=scratch))
+        server.start(world, port=0).stop()
+
+    metrics.append(
+        Metric(
+            "sandbox: fakes start + stop (ephemeral port)",
+            "s",
+            repeat(fakes, repeats),
+            None,
+            "scripts.fakes.server.start in a fresh world dir: CA, leaf and untrusted certs, bind",
+        )
+    )
+
+    def keygen() -> None:
+        from scripts.fakes import tls
+
+        tls.signing_key(Path(tempfile.mkdtemp(dir=scratch)))
+
+    metrics.append(
+        Metric("sandbox: Authentik signing key (RSA-2048)", "s", repeat(keygen, repeats), None, "made lazily by the fake Authentik on first use, once per world")
+    )
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Page weight
+# ---------------------------------------------------------------------------------------------
+
+
+class Quiet(SimpleHTTPRequestHandler):
+    """The built site over HTTP; `.mjs` as JavaScript, as any real server sends it."""
+
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript"}  # noqa: RUF012 - the stdlib's own class attribute
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def built_pages(html: Path) -> list[str]:
+    return sorted(p.relative_to(html).with_suffix("").as_posix() for p in html.rglob("*.html") if not p.relative_to(html).parts[0].startswith("_"))
+
+
+def weigh_site(html: Path) -> list[PageWeight]:
+    """Open every built page in headless Chromium (fresh context, no cache), wait for diagrams, weigh what it loaded."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise RuntimeError("no chromium on PATH (Debian: apt-get install chromium)")
+    with serve(html) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            return [weigh_page(browser, base, page) for page in built_pages(html)]
+        finally:
+            browser.close()
+
+
+def weigh_page(browser: Any, base: str, page: str) -> PageWeight:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.route(lambda url: not url.startswith(base), lambda route: route.abort())
+        tab = context.new_page()
+        responses: list[Any] = []
+        tab.on("response", lambda r: responses.append(r))  # not the bound method: Playwright sets an attribute on the handler
+        tab.goto(f"{base}{page}.html", wait_until="load")
+        diagrams = tab.locator(".mermaid").count()
+        if diagrams:
+            tab.wait_for_function("() => [...document.querySelectorAll('.mermaid')].every(el => el.querySelector('svg'))", timeout=RENDER_TIMEOUT_MS)
+        tab.wait_for_load_state("networkidle")
+        loaded: list[Resource] = []
+        for r in responses:
+            try:
+                body = r.body()
+            except Exception:  # noqa: BLE001 - a redirect or an aborted request has no body; it weighs nothing
+                body = b""
+            loaded.append(resource(r.url, r.status, body))
+        return weigh(page, loaded, diagrams)
+    finally:
+        context.close()
+
+
+def bench_weight(scratch: Path) -> tuple[list[Metric], list[dict[str, Any]]]:
+    out = scratch / "weight-site"
+    run(sphinx_cmd(out))
+    weights = weigh_site(out / "html")
+    metrics: list[Metric] = []
+    for w in (w for w in weights if w.page == WALKTHROUGH):
+        note = f"{w.requests} responses, {w.size / KB:.0f} kB raw; {w.diagrams} diagram(s); mermaid {w.mermaid_files} files, {w.mermaid_gzipped / KB:.0f} kB gzipped"
+        metrics.append(Metric(f"weight: {w.page} gzipped", "kB", (w.gzipped / KB,), 300.0, note))
+    plain = [w for w in weights if not w.diagrams]
+    offenders = [w.page for w in plain if w.loads_mermaid]
+    metrics.append(Metric("weight: pages without diagrams loading mermaid", "pages", (float(len(offenders)),), 0.0, f"of {len(plain)}: {', '.join(offenders) or 'none'}"))
+    heaviest = max((w for w in weights if w.page != WALKTHROUGH), key=lambda w: w.gzipped)
+    metrics.append(Metric(f"weight: heaviest other page ({heaviest.page}) gzipped", "kB", (heaviest.gzipped / KB,), None, f"{heaviest.requests} responses"))
+    return metrics, [{**asdict(w), "loads_mermaid": w.loads_mermaid} for w in weights]
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+GROUPS = ("build", "suites", "harness", "pages", "sandbox", "weight")
+
+
+@dataclass
+class Report:
+    """What a bench run found, as written to bench.json."""
+
+    started: str
+    load_before: dict[str, float]
+    metrics: list[Metric] = field(default_factory=list)
+    weights: list[dict[str, Any]] = field(default_factory=list)
+    load_after: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "machine": {"cpus": os.cpu_count(), "load_before": self.load_before, "load_after": self.load_after},
+            "seconds": round(self.seconds, 1),
+            "metrics": [m.as_json() for m in self.metrics],
+            "pages": self.weights,
+            "errors": self.errors,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups to run (default all: {','.join(GROUPS)})")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per metric after its warm-up (default 3, at least 3)")
+    parser.add_argument("--full-repeats", type=int, default=1, help="repeats of the whole test suite (default 1; 0 skips it: it is minutes of work on 2 cores)")
+    parser.add_argument("--no-browser-suite", action="store_true", help="skip timing tests/test_browser.py")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where to write the JSON (default {OUT.relative_to(REPO)})")
+    ns = parser.parse_args(argv)
+    only = [g.strip() for g in ns.only.split(",") if g.strip()]
+    unknown = sorted(set(only) - set(GROUPS))
+    if unknown:
+        parser.error(f"unknown group(s) {unknown}; known: {', '.join(GROUPS)}")
+    if ns.repeats < 3:
+        parser.error("--repeats must be at least 3: a median of fewer says little")
+    report = Report(time.strftime("%Y-%m-%dT%H:%M:%S%z"), load())
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="reflector-bench-") as tmp:
+        scratch = Path(tmp)
+        steps: dict[str, Callable[[], list[Metric]]] = {
+            "build": lambda: bench_build(ns.repeats, scratch),
+            "suites": lambda: bench_suites(ns.repeats, ns.full_repeats, not ns.no_browser_suite),
+            "harness": lambda: bench_harness(ns.repeats, scratch),
+            "pages": lambda: bench_pages_overhead(ns.repeats, scratch),
+            "sandbox": lambda: bench_sandbox(ns.repeats, scratch),
+        }
+        for group in GROUPS:
+            if group not in only:
+                continue
+            print(f"bench: {group} ...", file=sys.stderr, flush=True)
+            try:
+                if group == "weight":
+                    metrics, report.weights = bench_weight(scratch)
+                else:
+                    metrics = steps[group]()
+            except Exception as e:  # noqa: BLE001 - one broken group is reported; the others still run
+                report.errors[group] = f"{type(e).__name__}: {e}"
+                print(f"bench: {group} failed: {e}", file=sys.stderr, flush=True)
+                continue
+            report.metrics.extend(metrics)
+    report.seconds = time.perf_counter() - started
+    report.load_after = load()
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
+    ns.out.write_text(json.dumps(report.as_json(), indent=1) + "\n", encoding="utf-8")
+    print(format_table(report.metrics))
+    if report.weights:
+        print("\npage weight (light theme, fresh browser context):")
+        print(f"  {'page':28} {'requests':>8} {'kB':>8} {'kB gz':>8} {'mermaid':>8} {'mermaid kB gz':>14}")
+        for w in report.weights:
+            print(f"  {w['page']:28} {w['requests']:>8} {w['size'] / KB:>8.0f} {w['gzipped'] / KB:>8.0f} {w['mermaid_files']:>8} {w['mermaid_gzipped'] / KB:>14.0f}")
+    lb, la = report.load_before, report.load_after
+    loads = "; ".join(f"{when} {v['1min']:.2f}/{v['5min']:.2f}/{v['15min']:.2f}" for when, v in (("before", lb), ("after", la)))
+    print(f"\nload average {loads} on {os.cpu_count()} cpus; wrote {ns.out}")
+    for group, error in report.errors.items():
+        print(f"error in {group}: {error}")
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Replay a page's prerequisites once per test run: snapshot the world they leave, restore it into the next page's fresh world.
+
+A page that `continues` another starts from the state the other leaves. Replaying that page's
+steps costs seconds (the walkthrough: about 3 s) and three pages continue it, so the first page to
+need a state replays it and snapshots the world; later pages, in this process or another xdist
+worker of the same run, restore the snapshot into their own fresh world instead.
+
+A snapshot is everything a replay leaves behind: HOME, /tmp, the world's files (state.json, the fake
+Authentik's signing key, the fakes' logs) and the shell session (variables, functions, umask,
+cwd). It leaves out what each world makes for itself: its CA and certificates, the stand-in
+wrappers, the stand-ins' call record (a page reports only its own calls). Snapshot and restore
+are ordinary `run` requests, so the executor protocol is unchanged.
+
+Snapshots live in a temp dir named after the run (REFLECTOR_DOCS_RUN or xdist's run id, else
+this process) and are keyed by the prerequisite pages' text and where the replay stops, so an edited
+page never restores a stale state; they never outlive the run. REFLECTOR_REPLAY_CACHE=0 turns
+the cache off (every page replays for itself), to compare timings or to rule the cache out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from scripts.sandbox import HOME, WORLD, RunResult
+
+# What a world makes for itself (or records per page) and a snapshot therefore leaves out.
+WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "state.lock", "session/loader.sh", "session/*.new")
+TIMEOUT = 60.0
+MARKER = "REPLAY_SNAPSHOT_END"
+
+
+class Runner(Protocol):
+    """The part of sandbox.World a snapshot needs."""
+
+    def run(self, id: str, script: str, timeout: float) -> RunResult: ...  # noqa: A002 - the protocol's field name
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A world's files (a base64 gzip tar of HOME, /run/world and /tmp, rooted at /) and its shell's cwd."""
+
+    cwd: str
+    archive: str
+
+
+class ReplayError(RuntimeError):
+    """A snapshot could not be taken or restored; the message carries the shell's output."""
+
+
+def capture_script() -> str:
+    """Print the cwd, then the archive; the archive is made into a file first so tar's complaints cannot corrupt it."""
+    world = WORLD.lstrip("/")
+    excludes = " ".join(f"--exclude={shlex.quote(world + '/' + e)}" for e in WORLD_EXCLUDES)
+    archive = f"{WORLD}/snippets/replay-snapshot.tgz"
+    return f"printf '%s\\n' \"$PWD\"\ntar -czf {archive} -C / {excludes} {HOME.lstrip('/')} {world} tmp || exit 1\nbase64 -w0 {archive} && rm -f {archive}\n"
+
+
+def snapshot(world: Runner) -> Snapshot:
+    """The world's state now; run as a step that changes nothing (its shell state is saved back as it was)."""
+    r = world.run("replay:snapshot", capture_script(), TIMEOUT)
+    if r.rc != 0 or r.timed_out:
+        raise ReplayError(f"taking a snapshot failed (exit {r.rc}):\n{r.output[-2000:]}")
+    cwd, _, archive = r.output.partition("\n")
+    return Snapshot(cwd, archive.strip())
+
+
+def restore_script(snap: Snapshot) -> str:
+    """Empty HOME, unpack the snapshot, then become the replayed shell: its cwd first, then its variables (OLDPWD included)."""
+    lines = [
+        f"find {HOME} -mindepth 1 -delete || exit 1",
+        f"base64 -d <<'{MARKER}' | tar -xzf - -C / || exit 1",
+        *(snap.archive[i : i + 76] for i in range(0, len(snap.archive), 76)),
+        MARKER,
+        f"cd -- {shlex.quote(snap.cwd)} || exit 1",
+        "unset OLDPWD",
+        f". {WORLD}/session/state.sh >/dev/null || exit 1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def restore(world: Runner, snap: Snapshot) -> None:
+    """Make `world` (fresh, nothing run yet) what the snapshotted world was; its exit trap then saves the restored session."""
+    r = world.run("replay:restore", restore_script(snap), TIMEOUT)
+    if r.rc != 0 or r.timed_out:
+        raise ReplayError(f"restoring a snapshot failed (exit {r.rc}):\n{r.output[-2000:]}")
+
+
+def key(pages: Sequence[tuple[str, str, int | None]]) -> str:
+    """The cache key of a replay: each prerequisite page's path, text and where the replay stops in it."""
+    return hashlib.sha256(json.dumps(list(pages)).encode()).hexdigest()[:32]
+
+
+class Cache:
+    """Snapshots shared by the processes of one run; a file lock per key, so one process replays and the others wait."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.touched: set[Path] = set()
+        atexit.register(self.clean)
+
+    @contextlib.contextmanager
+    def entry(self, name: str) -> Iterator[tuple[Snapshot | None, list[Snapshot]]]:
+        """Hold the key's lock; yield the stored snapshot (or None) and a list to append a new one to, stored on exit."""
+        if not enabled():
+            yield None, []
+            return
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.directory / f"{name}.json"
+        lock_path = self.directory / f"{name}.lock"
+        self.touched.add(lock_path)
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                found = Snapshot(**json.loads(path.read_text())) if path.exists() else None
+                made: list[Snapshot] = []
+                yield found, made
+                if made and found is None:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps({"cwd": made[0].cwd, "archive": made[0].archive}))
+                    tmp.replace(path)
+                    self.touched.add(path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def clean(self) -> None:
+        """At exit (the run is over): remove this process's snapshots and locks, and the dir once it is empty."""
+        for path in self.touched:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            self.directory.rmdir()  # only once the run's last process has cleaned up
+
+
+def enabled() -> bool:
+    return os.environ.get("REFLECTOR_REPLAY_CACHE", "1") != "0"
+
+
+def run_id() -> str:
+    """This run's name: the one tests/conftest.py gives a pytest run (its xdist workers inherit it), else xdist's, else this process."""
+    return os.environ.get("REFLECTOR_DOCS_RUN") or os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+
+
+CACHE = Cache(Path(tempfile.gettempdir()) / f"reflector-replays-{run_id()}")

@@ -1,0 +1,119 @@
+"""Replay snapshots: a restored world is the replayed one (files and shell session), and a run replays each prerequisite once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts import replay
+from scripts.replay import Cache, Snapshot
+from scripts.sandbox import SandboxUnavailable, World
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def worlds() -> Iterator[list[World]]:
+    started: list[World] = []
+    yield started
+    for w in started:
+        w.close()
+
+
+def start(worlds: list[World]) -> World:
+    try:
+        w = World.start(REPO)
+    except SandboxUnavailable as e:
+        pytest.skip(f"no sandbox on this host: {e}")
+    worlds.append(w)
+    return w
+
+
+def test_a_restored_world_has_the_replayed_files_and_shell_session(worlds: list[World]) -> None:
+    """Variables, exported variables, functions, umask, cwd, OLDPWD, HOME, /tmp and the world's state all carry over."""
+    first = start(worlds)
+    setup = (
+        "cd /tmp && cd ~/reflector\n"
+        "PLAIN='a b'; export EXPORTED=yes\n"
+        'greet() { echo "hi $1"; }\n'
+        "umask 027\n"
+        "echo kept > ~/made-by-replay; touch /tmp/scratch\n"
+        "rm ~/reflector/Caddyfile\n"
+    )
+    assert first.run("setup", setup, 20).rc == 0
+    snap = replay.snapshot(first)
+    second = start(worlds)
+    replay.restore(second, snap)
+    probe = (
+        "pwd; echo \"$OLDPWD|$PLAIN|$EXPORTED\"; bash -c 'echo child:$EXPORTED'; greet you; umask\n"
+        "cat ~/made-by-replay; ls /tmp/scratch; test ! -e ~/reflector/Caddyfile && echo gone\n"
+    )
+    r = second.run("probe", probe, 20)
+    assert r.rc == 0, r.output
+    assert r.output.splitlines() == ["/home/deployer/reflector", "/tmp|a b|yes", "child:yes", "hi you", "0027", "kept", "/tmp/scratch", "gone"]
+    state = second.run("state", "jq -c '.containers | keys' /run/world/state.json", 20)
+    assert state.output == first.run("state", "jq -c '.containers | keys' /run/world/state.json", 20).output
+
+
+def test_a_failed_snapshot_says_why() -> None:
+    class Broken:
+        def run(self, id: str, script: str, timeout: float) -> replay.RunResult:  # noqa: A002 - the protocol's field name
+            return replay.RunResult(id, 2, False, "tar: disk full", 0.0, (), ())
+
+    with pytest.raises(replay.ReplayError, match="disk full"):
+        replay.snapshot(Broken())
+    with pytest.raises(replay.ReplayError, match="restoring"):
+        replay.restore(Broken(), Snapshot("/home/deployer", ""))
+
+
+def test_restore_script_quotes_the_cwd() -> None:
+    script = replay.restore_script(Snapshot("/home/deployer/it's here", "QUJD"))
+    assert "cd -- '/home/deployer/it'\"'\"'s here'" in script
+
+
+def test_the_cache_hands_out_what_the_first_process_stored(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "replays")
+    with cache.entry("k") as (found, made):
+        assert found is None
+        made.append(Snapshot("/home/deployer", "QUJD"))
+    with cache.entry("k") as (found, made):
+        assert found == Snapshot("/home/deployer", "QUJD")
+    with cache.entry("other") as (found, _):
+        assert found is None
+
+
+def test_a_failed_replay_stores_nothing(tmp_path: Path) -> None:
+    """The next page replays for itself (and fails the same way), rather than restoring half a state."""
+    cache = Cache(tmp_path / "replays")
+    with cache.entry("k") as (found, _made):
+        pass
+    with cache.entry("k") as (found, _made):
+        assert found is None
+
+
+def test_the_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REFLECTOR_REPLAY_CACHE=0: nothing is stored or found, every page replays for itself."""
+    monkeypatch.setenv("REFLECTOR_REPLAY_CACHE", "0")
+    cache = Cache(tmp_path / "replays")
+    for _ in range(2):
+        with cache.entry("k") as (found, made):
+            assert found is None
+            made.append(Snapshot("/", ""))
+    assert not (tmp_path / "replays").exists()
+
+
+def test_the_cache_leaves_nothing_behind(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "replays")
+    with cache.entry("k") as (_, made):
+        made.append(Snapshot("/", ""))
+    cache.clean()
+    assert not (tmp_path / "replays").exists()
+
+
+def test_the_key_changes_with_the_pages_text_and_where_the_replay_stops() -> None:
+    base = replay.key([("docs/a.md", "text", None)])
+    assert base == replay.key([("docs/a.md", "text", None)])
+    assert base != replay.key([("docs/a.md", "text!", None)])
+    assert base != replay.key([("docs/a.md", "text", 12)])
