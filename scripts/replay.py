@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shlex
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -62,8 +63,12 @@ def capture_script() -> str:
     """Print the cwd, then the archive; the archive is made into a file first so tar's complaints cannot corrupt it."""
     world = WORLD.lstrip("/")
     excludes = " ".join(f"--exclude={shlex.quote(world + '/' + e)}" for e in WORLD_EXCLUDES)
+    # The repository and the interpreters are bound read-only at their host paths, which may lie
+    # under /tmp (a CI clone in a temp dir): their mount points are not the world's to save.
+    bound = {Path(__file__).resolve().parent.parent, Path(sys.prefix), Path(sys.base_prefix)}
+    excludes += "".join(f" --exclude={shlex.quote(str(p).lstrip('/'))}" for p in sorted(bound))
     archive = f"{WORLD}/snippets/replay-snapshot.tgz"
-    return f"printf '%s\\n' \"$PWD\"\ntar -czf {archive} -C / {excludes} {HOME.lstrip('/')} {world} tmp || exit 1\nbase64 -w0 {archive} && rm -f {archive}\n"
+    return f"printf '%s\\n' \"$PWD\"\ntar --one-file-system -czf {archive} -C / {excludes} {HOME.lstrip('/')} {world} tmp || exit 1\nbase64 -w0 {archive} && rm -f {archive}\n"
 
 
 def snapshot(world: Runner) -> Snapshot:

@@ -117,3 +117,13 @@ def test_the_key_changes_with_the_pages_text_and_where_the_replay_stops() -> Non
     assert base == replay.key([("docs/a.md", "text", None)])
     assert base != replay.key([("docs/a.md", "text!", None)])
     assert base != replay.key([("docs/a.md", "text", 12)])
+
+
+def test_snapshot_leaves_out_the_read_only_code_mounts() -> None:
+    """A clone under /tmp is bound into the world's /tmp; archiving it filled the world's disk (CI found this)."""
+    import sys
+
+    script = replay.capture_script()
+    for bound in (REPO, Path(sys.prefix), Path(sys.base_prefix)):
+        assert f"--exclude={str(bound).lstrip('/')}" in script
+    assert "--one-file-system" in script
