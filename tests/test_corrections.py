@@ -290,8 +290,8 @@ def test_authentik_domain_on_the_host_is_ignored(tmp_path: Path) -> None:
 def test_caddy_step_runs_in_the_checkout(tmp_path: Path) -> None:
     """Upstream leaves the reader in ~/authentik for the Caddy step: the edit lands in a new file there, and the reload finds no compose file."""
     with session(variant(tmp_path, "caddy-step-outside-checkout")) as s:
-        # The page's next step, which shows the end of ~/reflector/Caddyfile, catches it first.
-        assert_fails_at(s, "authentik.example.com {\n\treverse_proxy authentik-server-1:9000\n}", "the Caddyfile lacks [('authentik.example.com'")
+        # The edit step itself catches it: its grep prints an error the page doesn't show.
+        assert_fails_at(s, 'AUTHENTIK_HOST=${AUTHENTIK_URL#https://}', "grep: Caddyfile: No such file or directory")
         assert s.sh("test -f ~/authentik/Caddyfile").rc == 0
         reload = snippet_with(s.run.page, RELOAD).text
         r = s.sh(reload)
@@ -398,7 +398,7 @@ def test_key_extraction_keeps_old_key_on_failure(tmp_path: Path) -> None:
 
 
 def test_restart_recreates_beat_with_keys(tmp_path: Path) -> None:
-    """Upstream's restart leaves beat on the old settings; once beat is recreated without the keys mount, it crash-loops."""
+    """Upstream's restart leaves beat on the old settings (containers-current catches it); recreated without the keys mount, beat crash-loops."""
     page = ours(tmp_path, WALKTHROUGH)
     site = load_page(page, tmp_path / "site")
     our_restart = snippet_with(site, "--force-recreate server worker beat web").text
@@ -413,7 +413,7 @@ def test_restart_recreates_beat_with_keys(tmp_path: Path) -> None:
     replace_once(page, verify_beat, "```yaml\nservices:\n  beat:\n")  # that fence now shows what upstream lacks
     replace_once(page, UPSTREAM["restart-without-beat"]["ours"], UPSTREAM["restart-without-beat"]["upstream"])
     with session(page) as s:
-        assert_passed(s)  # nothing tells the reader
+        assert_fails_at(s, "--force-recreate server worker web", "check containers-current failed", "reflector-beat-1")
         stale = s.sh("cd ~/reflector && docker compose -f docker-compose.prod.yml exec beat printenv AUTH_BACKEND")
         assert stale.output.strip() == "none", stale.output
         # The next time beat is recreated (here by our restart), it cannot open the key file.
