@@ -16,6 +16,7 @@ from scripts import sandbox
 from scripts import snippets as sn
 from scripts.check import REPO, PageRun, Verdict, load_page
 from scripts.sandbox import MIB, SandboxUnavailable, World
+from tests import proctree
 
 GUIDE = "self-hosted-authentik.md"
 
@@ -26,27 +27,8 @@ GUIDE = "self-hosted-authentik.md"
 
 
 def descendants(pid: int) -> dict[int, str]:
-    """pid's descendants (from /proc) whose command line mentions bwrap or the executor."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
-    found: dict[int, str] = {}
-    todo = list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        try:
-            cmdline = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "bwrap" in cmdline or "scripts.executor" in cmdline:
-            found[p] = cmdline
-        todo += children.get(p, [])
-    return found
+    """pid's descendants whose command line mentions bwrap or the executor."""
+    return {p: c for p, c in proctree.descendants(pid).items() if "bwrap" in c or "scripts.executor" in c}
 
 
 @pytest.fixture(autouse=True)

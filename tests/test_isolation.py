@@ -14,33 +14,12 @@ from pathlib import Path
 import pytest
 
 from scripts.sandbox import RunResult, World
+from tests.proctree import descendants
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_NAME = "REFLECTOR_DOCS_SECRET"
 SECRET_VALUE = f"s3cr3t-{uuid.uuid4().hex}"  # unique, so finding it anywhere in the output means it leaked
 TIMEOUT = 20.0
-
-
-def descendants(pid: int) -> dict[int, str]:
-    """pid's descendants, from /proc, with their command lines."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
-    found: dict[int, str] = {}
-    todo = list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        try:
-            found[p] = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        todo += children.get(p, [])
-    return found
 
 
 def fingerprint(path: Path) -> tuple[object, ...]:

@@ -14,6 +14,7 @@ import pytest
 
 from scripts import sandbox
 from scripts.sandbox import BASE_ENV, MIB, SandboxError, SandboxUnavailable, World
+from tests import proctree
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "WORLD_TEST_FAKE_SECRET"
@@ -42,22 +43,8 @@ def world(repo: Path) -> Iterator[World]:
 
 
 def tree(pid: int) -> set[int]:
-    """`pid` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        found.add(p)
-        todo += children.get(p, [])
-    return found
+    """`pid` and its descendants."""
+    return {pid, *proctree.descendants(pid)}
 
 
 def processes_mentioning(marker: str) -> set[int]:
