@@ -367,3 +367,20 @@ def test_shell_languages_are_the_extractions() -> None:
     from scripts import snippets as sn
 
     assert set(SHELL_LANGS) == sn.SHELL_LANGS
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("offline_access", "self-hosted-authentik.html"), ("X-API-Key", "api-keys.html"), ("Redirect URI Error", "troubleshooting.html")],
+)
+def test_search_finds_the_page_that_answers(browser: Any, server: str, query: str, expected: str) -> None:
+    """Sphinx's client-side search works offline: a reader's query lists the page that answers it."""
+    page = browser.new_page()
+    try:
+        page.route(lambda url: not is_local(url, server), lambda route: route.abort())
+        page.goto(f"{server}search.html?q={query}")
+        page.wait_for_selector("#search-results ul.search li, #search-results p", timeout=RENDER_TIMEOUT_MS)
+        links = page.eval_on_selector_all("#search-results ul.search li a", "els => els.map(e => e.getAttribute('href'))")
+    finally:
+        page.close()
+    assert any(href and href.split("?")[0].split("#")[0].endswith(expected) for href in links), links
