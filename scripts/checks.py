@@ -12,7 +12,6 @@ import math
 import os
 import re
 import stat
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,13 +65,10 @@ def env_lines(path: Path) -> list[tuple[str, str]]:
 
 
 def compose_env(path: Path) -> dict[str, str]:
-    """The values Docker Compose would read from this .env (compose-go interpolation rules)."""
-    try:
-        from scripts.standins import docker
-    except ImportError:  # pragma: no cover - the stand-in module ships with the repo
-        return dict(env_lines(path))
-    reader = getattr(docker, "read_env_file", None)
-    return dict(reader(path)) if reader else dict(env_lines(path))
+    """The values Docker Compose would read from this .env (compose-go's interpolation, as the docker stand-in does)."""
+    from scripts.standins import docker
+
+    return docker.read_dotenv(path, {})
 
 
 ALPHABETS = [(re.compile(r"^[0-9a-f]+$"), 16), (re.compile(r"^[0-9A-Za-z+/]+=*$"), 64), (re.compile(r"^[0-9A-Za-z_-]+$"), 64)]
@@ -122,7 +118,7 @@ def env_unique(args: dict[str, str], home: Path, world: Path) -> Result:
 def env_has(args: dict[str, str], home: Path, world: Path) -> Result:
     """Each other argument KEY=VALUE is the file's effective value (the last one, as compose reads it)."""
     path = expand(args.pop("file"), home)
-    values = dict(env_lines(path))
+    values = compose_env(path)
     for key, want in args.items():
         got = values.get(key)
         if got != want:
@@ -264,7 +260,7 @@ def written_by_last_step(path: Path, world: Path) -> bool:
     """The file changed during the step just run: the executor writes each step's script file just before running it."""
     scripts = list((world / "snippets").glob("*.sh"))
     if not scripts:
-        return True  # not inside a page run (a writer calling the check by hand)
+        return False  # no step has run: nothing can have been written by one (pass fresh=no by hand)
     started = max(p.stat().st_mtime_ns for p in scripts)
     return path.stat().st_mtime_ns >= started
 
@@ -342,6 +338,8 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
         return (not diff, f"differs for {diff}" if diff else "every key shown is in the file")
     if args["format"] == "caddyfile":
         shown_routes = caddy_routes(args["content"])
+        if not shown_routes:
+            return False, "the fence shows no site that proxies anywhere: nothing to verify"
         file_routes = caddy_routes(path.read_text())
         missing = sorted(shown_routes - file_routes)
         return (not missing, f"the Caddyfile lacks {missing} (has {sorted(file_routes)})" if missing else "every site shown is in the file")
@@ -349,44 +347,13 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
 
 
 def caddy_routes(text: str) -> set[tuple[str, str]]:
-    """(host, upstream) pairs of a Caddyfile, as the real `caddy adapt` understands it (no env: like the container)."""
-    import tempfile
+    """(host, upstream) pairs of a Caddyfile, as the real `caddy adapt` reads it in the caddy container (no env)."""
+    from scripts.standins import docker
 
-    with tempfile.NamedTemporaryFile("w", suffix=".Caddyfile") as f:
-        f.write(text)
-        f.flush()
-        proc = subprocess.run(
-            [caddy_binary(), "adapt", "--config", f.name, "--adapter", "caddyfile"],
-            capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"},
-        )
-    if proc.returncode != 0:
-        raise ValueError(f"caddy adapt rejects it: {proc.stderr.strip()}")
-    pairs: set[tuple[str, str]] = set()
-    for server in json.loads(proc.stdout).get("apps", {}).get("http", {}).get("servers", {}).values():
-        for route in server.get("routes", []):
-            hosts = [h for m in route.get("match", []) for h in m.get("host", [])]
-            dials = [u.get("dial", "") for h in walk_handlers(route) if h.get("handler") == "reverse_proxy" for u in h.get("upstreams", [])]
-            pairs |= {(host, dial) for host in hosts for dial in dials}
-    return pairs
-
-
-def walk_handlers(node: Any) -> list[dict[str, Any]]:
-    """Every handler object nested in a Caddy route (subroutes included)."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        if "handler" in node:
-            found.append(node)
-        for v in node.values():
-            found += walk_handlers(v)
-    elif isinstance(node, list):
-        for v in node:
-            found += walk_handlers(v)
-    return found
-
-
-def caddy_binary() -> str:
-    exe = Path(sys.executable).with_name("caddy")
-    return str(exe) if exe.exists() else "caddy"
+    routes, error = docker.caddy_adapt(text)
+    if error is not None:
+        raise ValueError(f"caddy adapt rejects it: {error}")
+    return set(routes.items())
 
 
 def validate(path: Path, fmt: str) -> str | None:
@@ -408,11 +375,9 @@ def validate(path: Path, fmt: str) -> str | None:
             return f"PyYAML: {e}"
         return None
     if fmt == "caddyfile":
-        proc = subprocess.run(
-            [caddy_binary(), "adapt", "--config", str(path), "--adapter", "caddyfile"],
-            capture_output=True, text=True, check=False, env={"PATH": os.environ.get("PATH", "/usr/bin")},
-        )
-        return None if proc.returncode == 0 else proc.stderr.strip()
+        from scripts.standins import docker
+
+        return docker.caddy_adapt(text)[1]
     return f"unknown format {fmt}"
 
 

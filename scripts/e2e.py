@@ -43,12 +43,14 @@ def log_in(world: Path) -> SignedIn:
     import requests
     from authlib.integrations.requests_client import OAuth2Session
 
+    from scripts.fakes import reflector_api
+
     env = web_env(world)
     needed = ["AUTHENTIK_ISSUER", "AUTHENTIK_CLIENT_ID", "AUTHENTIK_CLIENT_SECRET", "AUTHENTIK_REFRESH_TOKEN_URL", "NEXTAUTH_URL", "NEXTAUTH_SECRET"]
     missing = [k for k in needed if not env.get(k)]
     if missing:
         raise SignInError(f"the running web container lacks {missing} (set in www/.env, then recreate web)")
-    if env.get("FEATURE_REQUIRE_LOGIN") != "true":
+    if not reflector_api.require_login(env):
         raise SignInError(f"FEATURE_REQUIRE_LOGIN is {env.get('FEATURE_REQUIRE_LOGIN')!r} in the web container: sign-in is off")
     ca = world / "ca.pem"
     http = requests.Session()

@@ -64,6 +64,7 @@ __world_save() {{
     declare -p "${{__world_names[@]}}"
     declare -f
     declare -F
+    shopt -po pipefail noclobber noglob allexport  # a terminal keeps these; errexit and nounset are not carried
     printf 'umask '
     umask
   }} >{SESSION}/state.new 2>/dev/null

@@ -68,7 +68,8 @@ def capture_script() -> str:
     bound = {Path(__file__).resolve().parent.parent, Path(sys.prefix), Path(sys.base_prefix)}
     excludes += "".join(f" --exclude={shlex.quote(str(p).lstrip('/'))}" for p in sorted(bound))
     archive = f"{WORLD}/snippets/replay-snapshot.tgz"
-    return f"printf '%s\\n' \"$PWD\"\ntar --one-file-system -czf {archive} -C / {excludes} {HOME.lstrip('/')} {world} tmp || exit 1\nbase64 -w0 {archive} && rm -f {archive}\n"
+    tar = f"tar --one-file-system -czf {archive} -C / {excludes} {HOME.lstrip('/')} {world} tmp || exit 1"
+    return f"printf '%s\\n' \"$PWD\"\n{tar}\nbase64 -w0 {archive} && rm -f {archive}\n"
 
 
 def snapshot(world: Runner) -> Snapshot:
@@ -112,7 +113,10 @@ class Cache:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.touched: set[Path] = set()
-        atexit.register(self.clean)
+        # In a pytest run the controller removes the whole folder when every worker is done
+        # (tests/conftest.py): a worker that finishes early must not delete locks others hold.
+        if "REFLECTOR_DOCS_RUN" not in os.environ:
+            atexit.register(self.clean)
 
     @contextlib.contextmanager
     def entry(self, name: str) -> Iterator[tuple[Snapshot | None, list[Snapshot]]]:
@@ -131,9 +135,9 @@ class Cache:
                 made: list[Snapshot] = []
                 yield found, made
                 if made and found is None:
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps({"cwd": made[0].cwd, "archive": made[0].archive}))
-                    tmp.replace(path)
+                    with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".tmp", delete=False) as tmp:
+                        tmp.write(json.dumps({"cwd": made[0].cwd, "archive": made[0].archive}))
+                    Path(tmp.name).replace(path)
                     self.touched.add(path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -145,6 +149,13 @@ class Cache:
                 path.unlink()
         with contextlib.suppress(OSError):
             self.directory.rmdir()  # only once the run's last process has cleaned up
+
+
+def remove_run(run: str) -> None:
+    """Remove a finished run's snapshots (they hold the worlds' generated secrets)."""
+    import shutil
+
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"reflector-replays-{run}", ignore_errors=True)
 
 
 def enabled() -> bool:

@@ -38,7 +38,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     import shutil
 
+    from scripts import replay
     from scripts.check import REPORT_DIR, merge_report, pages_dir
+
+    replay.remove_run(os.environ["REFLECTOR_DOCS_RUN"])
 
     if pages_dir().is_dir():
         started = session.config.stash.get(_STARTED, None)

@@ -181,7 +181,7 @@ def test_snippet_file_holds_exactly_the_script(world: World) -> None:
 
 def test_seconds_is_the_wall_time_of_bash(world: World) -> None:
     r = world.run("t", "sleep 0.3", 10)
-    assert 0.3 <= r.seconds < 2.0
+    assert 0.3 <= r.seconds < 10  # the upper bound only says "not some other command's time"; the bench measures
 
 
 # -- timeouts and leftovers ------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_timeout_kills_the_whole_group_and_the_session_goes_on(world: World, scr
     r = world.run("t", script, 0.5)
     elapsed = time.monotonic() - started
     assert (r.rc, r.timed_out, r.leftover) == (None, True, ())
-    assert 0.5 <= elapsed < 0.5 + GRACE + 1.0
+    assert 0.5 <= elapsed < 0.5 + GRACE + 10  # killed at its timeout, not after the 100 s sleep (slack for a loaded CI)
     after = world.run("t", "echo next; ps -eo args | grep -c '^sleep 100'", 10)
     assert after.output == "next\n0\n"
 
@@ -263,3 +263,11 @@ def test_crashing_hook_is_a_failure_with_its_reason(world: World) -> None:
     assert not exploded.ok
     assert exploded.detail == "fault explode crashed: RuntimeError: boom"
     assert world.run("t", "echo alive", 10).output == "alive\n"
+
+
+def test_shell_options_a_terminal_keeps_carry_over(world: World) -> None:
+    """`set -o pipefail` typed at a prompt stays on for the reader's next commands, so it does for the next step too."""
+    world.run("t", "set -o pipefail", 10)
+    assert world.run("t", "false | true; echo $?", 10).output == "1\n"
+    world.run("t", "set +o pipefail", 10)
+    assert world.run("t", "false | true; echo $?", 10).output == "0\n"

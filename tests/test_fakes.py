@@ -237,8 +237,7 @@ def test_front_answers_as_soon_as_start_returns(tmp_path: Path) -> None:
             assert conn.recv(100).startswith(b"HTTP/1.1 301")
     finally:
         handle.stop()
-    print(f"front start (fresh world: CA, leaf, untrusted leaf, bind): {seconds * 1000:.0f} ms")
-    assert seconds < 1.0
+    print(f"front start (fresh world: CA, leaf, untrusted leaf, bind): {seconds * 1000:.0f} ms")  # timing: make bench
 
 
 def test_signing_key_and_certificates_are_made_once_per_world(tmp_path: Path) -> None:

@@ -189,7 +189,7 @@ def test_reaching_hosts_beyond_the_fakes_fails_fast(world: World, script: str, e
     """Only loopback exists in the world's network namespace: public addresses and names fail at once, not by timeout."""
     r = run(world, script)
     assert r.rc != 0
-    assert r.seconds < 5, f"took {r.seconds:.1f} s: it waited for a network instead of finding none"
+    assert r.seconds < 15, f"took {r.seconds:.1f} s: it waited for a network instead of finding none"
     assert any(e in r.output for e in expected), r.output
 
 

@@ -231,7 +231,7 @@ def _create_key(request: Request, ctx: AppContext, settings: Settings) -> Respon
 # ---------------------------------------------------------------- web (app.example.com)
 
 
-def _require_login(env: Mapping[str, Any]) -> bool:
+def require_login(env: Mapping[str, Any]) -> bool:
     """features.ts: only "true" counts as true, and requireLogin defaults to true when unset."""
     value = env.get("FEATURE_REQUIRE_LOGIN")
     return value is None or value == "true"
@@ -241,7 +241,7 @@ def handle_web(request: Request, ctx: AppContext) -> Response:
     """Answer one request to app.example.com (the web container, behind Caddy)."""
     env = dict(ctx.container.get("env", {}))
     site = str(env.get("NEXTAUTH_URL") or f"https://{request.host}").rstrip("/")
-    login = _require_login(env)
+    login = require_login(env)
     if request.path == "/api/auth/providers":
         providers = (
             {
