@@ -77,10 +77,26 @@ def log_in(world: Path) -> SignedIn:
     if "code" not in parse_qs(urlsplit(location).query):
         raise SignInError(f"authorize redirected without a code: {location}")
     token = client.fetch_token(meta["token_endpoint"], authorization_response=location)
+    check_cors(http, env["NEXTAUTH_URL"].rstrip("/"))
     me = http.get(f"{API}/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)
     if me.status_code != 200 or not (me.json() or {}).get("sub") or not me.json().get("email"):
         raise SignInError(f"/v1/me with the access token gave HTTP {me.status_code} {me.text[:200]}")
     return SignedIn(http, client, dict(token), env)
+
+
+def check_cors(http: Any, origin: str) -> None:
+    """The browser's preflight from the app for an authenticated API call, as Chromium would judge it."""
+    r = http.options(
+        f"{API}/v1/me",
+        headers={"Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"},
+        timeout=10,
+    )
+    allow_origin = r.headers.get("Access-Control-Allow-Origin")
+    if r.status_code != 200 or allow_origin not in (origin, "*"):
+        got = f"HTTP {r.status_code}, Access-Control-Allow-Origin {allow_origin!r}"
+        raise SignInError(f"the API refuses the app's cross-origin requests (preflight from {origin}: {got}): check CORS_ORIGIN")
+    if r.headers.get("Access-Control-Allow-Credentials") != "true":
+        raise SignInError("the API does not allow credentials on cross-origin requests: set CORS_ALLOW_CREDENTIALS=true and recreate server")
 
 
 def create_api_key(s: SignedIn, name: str) -> str:

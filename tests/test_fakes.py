@@ -637,3 +637,26 @@ def test_real_world_routing_reaches_authentik_through_caddy(tmp_path: Path) -> N
     finally:
         handle.stop()
     assert "no such host" in (tmp_path / "log" / "caddy.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "allow_origin", "credentials"),
+    [
+        ({}, 200, "*", None),  # Reflector's defaults: CORS_ORIGIN=*, no credentials
+        ({"CORS_ALLOW_CREDENTIALS": "true"}, 200, "https://app.example.com", "true"),  # credentials: the origin is echoed
+        ({"CORS_ORIGIN": "https://app.example.com", "CORS_ALLOW_CREDENTIALS": "true"}, 200, "https://app.example.com", "true"),
+        ({"CORS_ORIGIN": "https://api.example.com", "CORS_ALLOW_CREDENTIALS": "true"}, 400, None, "true"),  # the wrong host
+        ({"CORS_ORIGIN": "https://app.example.com/"}, 400, None, None),  # a trailing slash is another origin
+    ],
+)
+def test_backend_answers_preflights_as_starlettes_cors_middleware(env: dict[str, str], status: int, allow_origin: str | None, credentials: str | None) -> None:
+    from scripts.fakes import Request, reflector_api
+
+    settings = reflector_api.Settings.of({"env": env})
+    preflight = Request(
+        "OPTIONS", "/v1/me", "api.example.com",
+        {"origin": "https://app.example.com", "access-control-request-method": "GET", "access-control-request-headers": "authorization"},
+    )
+    got_status, headers = reflector_api.cors_headers(preflight, settings)
+    h = dict(headers)
+    assert (got_status, h.get("Access-Control-Allow-Origin"), h.get("Access-Control-Allow-Credentials")) == (status, allow_origin, credentials)

@@ -26,6 +26,8 @@ DEFAULTS = {
     "AUTH_JWT_PUBLIC_KEY": "authentik.monadical.com_public.pem",
     "SECRET_KEY": "changeme-f02f86fd8b3e4fd892c6043e5a298e21",
     "PUBLIC_MODE": "false",
+    "CORS_ORIGIN": "*",
+    "CORS_ALLOW_CREDENTIALS": "false",
 }
 TRUE = ("1", "true", "yes", "on", "t", "y")  # what pydantic accepts as a true bool
 
@@ -44,6 +46,8 @@ class Settings:
     public_key: str | None
     secret_key: str
     public_mode: bool
+    cors_origins: tuple[str, ...] = ("*",)
+    cors_credentials: bool = False
 
     @classmethod
     def of(cls, container: Mapping[str, Any]) -> Settings:
@@ -62,6 +66,8 @@ class Settings:
             public_key=key,
             secret_key=env["SECRET_KEY"],
             public_mode=str(env["PUBLIC_MODE"]).lower() in TRUE,
+            cors_origins=tuple(str(env["CORS_ORIGIN"]).split(",")),
+            cors_credentials=str(env["CORS_ALLOW_CREDENTIALS"]).lower() in TRUE,
         )
 
 
@@ -148,9 +154,43 @@ def _current_user(request: Request, ctx: AppContext, settings: Settings) -> dict
     return user
 
 
+def cors_headers(request: Request, settings: Settings) -> tuple[int | None, tuple[tuple[str, str], ...]]:
+    """Starlette's CORSMiddleware as app.py configures it (allow_origins=CORS_ORIGIN.split(","), methods and
+    headers "*", allow_credentials=CORS_ALLOW_CREDENTIALS): (a preflight's status or None, headers to add)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None, ()
+    all_origins = "*" in settings.cors_origins
+    allowed = all_origins or origin in settings.cors_origins
+    creds = (("Access-Control-Allow-Credentials", "true"),) if settings.cors_credentials else ()
+    if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
+        explicit = not all_origins or settings.cors_credentials
+        headers: list[tuple[str, str]] = [("Vary", "Origin")] if explicit else [("Access-Control-Allow-Origin", "*")]
+        if allowed and explicit:
+            headers.append(("Access-Control-Allow-Origin", origin))
+        headers.append(("Access-Control-Allow-Methods", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"))
+        if "access-control-request-headers" in request.headers:
+            headers.append(("Access-Control-Allow-Headers", request.headers["access-control-request-headers"]))
+        return (200 if allowed else 400), (*headers, *creds)
+    if all_origins and "cookie" not in request.headers:
+        return None, (("Access-Control-Allow-Origin", "*"), *creds)
+    if allowed:
+        return None, (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"), *creds)
+    return None, creds
+
+
 def handle(request: Request, ctx: AppContext) -> Response:
-    """Answer one request to api.example.com (the server container, behind Caddy)."""
+    """Answer one request to api.example.com (the server container, behind Caddy, under CORSMiddleware)."""
     settings = Settings.of(ctx.container)
+    preflight, cors = cors_headers(request, settings)
+    if preflight is not None:
+        body = b"OK" if preflight == 200 else b"Disallowed CORS origin"
+        return Response(preflight, body, (("Content-Type", "text/plain; charset=utf-8"), *cors))
+    response = _answer(request, ctx, settings)
+    return Response(response.status, response.body, response.headers + cors)
+
+
+def _answer(request: Request, ctx: AppContext, settings: Settings) -> Response:
     try:
         return _route(request, ctx, settings)
     except HTTPError as e:
