@@ -31,10 +31,10 @@ test: $(VENV) $(NODE) ## run every test: each page's snippets in a sandbox, the 
 	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 bench: $(VENV) $(NODE) ## measure the build, the doc tests, the sandbox and page weights; writes _build/bench.json
-	$(BIN)/python -m scripts.bench
+	$(BIN)/python -m scripts.tools.bench
 
-mutate: $(VENV) $(NODE) ## break the docs on purpose (scripts/mutations.yaml) and count what the tests catch
-	$(BIN)/python -m scripts.mutate
+mutate: $(VENV) $(NODE) ## break the docs on purpose (scripts/tools/mutations.yaml) and count what the tests catch
+	$(BIN)/python -m scripts.tools.mutate
 
 check: $(VENV) ## run one page with live progress: make check PAGE=docs/api-keys.md
 	$(BIN)/python -m scripts.check $(PAGE)

@@ -1,4 +1,4 @@
-"""The disposable world's shell, host side: start one sandbox running scripts/executor.py and talk to it."""
+"""The disposable world's shell, host side: start one sandbox running scripts/world/executor.py and talk to it."""
 
 from __future__ import annotations
 
@@ -281,7 +281,7 @@ def sandbox_args(repo: Path, etc_dir: Path, *, home_size: int, tmp_size: int, wo
     for key, value in env.items():
         args += ["--setenv", key, value]
     # -m from the repo (the cwd) so the executor and the hooks it imports find `scripts`.
-    return [*args, "--", sys.executable, "-m", "scripts.executor"]
+    return [*args, "--", sys.executable, "-m", "scripts.world.executor"]
 
 
 def namespace_init(outer: int) -> int | None:
@@ -447,7 +447,7 @@ class World:
         )  # fmt: skip
 
     def check(self, name: str, args: Mapping[str, Any], timeout: float = 120.0) -> CheckResult:
-        """Run the effect check `name` (scripts/checks.py) inside the world."""
+        """Run the effect check `name` (scripts/world/checks.py) inside the world."""
         r = self.request("check", timeout, name=name, args=dict(args))
         return CheckResult(bool(r["ok"]), str(r["detail"]))
 

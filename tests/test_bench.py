@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import bench
-from scripts.bench import Metric, Resource, resource, weigh
+from scripts.tools import bench
+from scripts.tools.bench import Metric, Resource, resource, weigh
 
 BASE = "http://127.0.0.1:8000/"
 

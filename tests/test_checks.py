@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import checks
+from scripts.world import checks
 
 
 @pytest.fixture

@@ -9,26 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from scripts.executor import GRACE
 from scripts.sandbox import World
+from scripts.world.executor import GRACE
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Stand-ins for the other engineers' modules, so these tests exercise the executor's hooks alone.
 DOUBLES = {
-    "scripts/standins/docker.py": """
+    "scripts/world/standins/docker.py": """
 import json, os, sys
 from pathlib import Path
 with open(Path(os.environ["WORLD"]) / "calls.jsonl", "a") as f:
     f.write(json.dumps({"tool": "docker", "argv": sys.argv[1:], "pythonpath": os.environ.get("PYTHONPATH")}) + "\\n")
 print("docker double", *sys.argv[1:])
 """,
-    "scripts/fixtures/__init__.py": """
+    "scripts/world/fixtures/__init__.py": """
 def install(home, world):
     (home / "reflector").mkdir()
     (home / "reflector" / ".env").write_text("AUTH_BACKEND=none\\n")
 """,
-    "scripts/fakes/server.py": """
+    "scripts/world/fakes/server.py": """
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -61,7 +61,7 @@ def start(world):
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return Handle(server)
 """,
-    "scripts/checks.py": """
+    "scripts/world/checks.py": """
 def run_check(name, args, home, world):
     if name == "crash":
         raise ValueError("bad input")
@@ -79,8 +79,8 @@ def apply_config(path, content, fmt, mode, home, world):
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The executor plus the doubles, and nothing else of the project."""
     root = tmp_path_factory.mktemp("repo")
-    (root / "scripts").mkdir()
-    shutil.copy(REPO / "scripts" / "executor.py", root / "scripts" / "executor.py")
+    (root / "scripts" / "world").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "world" / "executor.py", root / "scripts" / "world" / "executor.py")
     for name, text in DOUBLES.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
@@ -238,7 +238,7 @@ def test_stand_in_calls_are_returned_with_their_run(world: World, repo: Path) ->
 def test_missing_stand_in_module_fails_like_a_missing_command(world: World) -> None:
     r = world.run("t", "ssh deploy@server true", 10)
     assert r.rc == 1
-    assert "No module named scripts.standins.ssh" in r.output
+    assert "No module named scripts.world.standins.ssh" in r.output
 
 
 def test_check_apply_and_fault_are_forwarded(world: World) -> None:

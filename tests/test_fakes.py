@@ -21,8 +21,8 @@ import urllib3.util.connection
 from authlib.integrations.requests_client import OAuth2Session
 from jose import jwt
 
-from scripts import world as real_world
-from scripts.fakes import server, tls
+from scripts.world import state as real_world
+from scripts.world.fakes import server, tls
 
 AK = "https://authentik.example.com"
 API = "https://api.example.com"
@@ -36,7 +36,7 @@ COMPOSE = "services:\n  postgresql: {}\n  server: {}\n  worker: {}\n"
 
 @dataclass
 class StubWorld:
-    """scripts/world.py's state functions, with routing the test decides: host -> Upstream (by container name)."""
+    """scripts/world/state.py's state functions, with routing the test decides: host -> Upstream (by container name)."""
 
     routes: dict[str, Any] = field(default_factory=dict)
 
@@ -619,7 +619,7 @@ def test_jwks_x5c_decodes_to_authentiks_self_signed_certificate(world: World) ->
 
 
 def test_real_world_routing_reaches_authentik_through_caddy(tmp_path: Path) -> None:
-    """With scripts/world.py's own resolve: Caddy's route to authentik-server-1:9000 on a shared network."""
+    """With scripts/world/state.py's own resolve: Caddy's route to authentik-server-1:9000 on a shared network."""
     running = {"status": "running", "networks": ["reflector_default"], "env": {}, "files": {}}
     with real_world.locked_state(tmp_path) as state:
         state["containers"] = {
@@ -650,7 +650,7 @@ def test_real_world_routing_reaches_authentik_through_caddy(tmp_path: Path) -> N
     ],
 )
 def test_backend_answers_preflights_as_starlettes_cors_middleware(env: dict[str, str], status: int, allow_origin: str | None, credentials: str | None) -> None:
-    from scripts.fakes import Request, reflector_api
+    from scripts.world.fakes import Request, reflector_api
 
     settings = reflector_api.Settings.of({"env": env})
     preflight = Request(

@@ -28,7 +28,7 @@ GUIDE = "self-hosted-authentik.md"
 
 def descendants(pid: int) -> dict[int, str]:
     """pid's descendants whose command line mentions bwrap or the executor."""
-    return {p: c for p, c in proctree.descendants(pid).items() if "bwrap" in c or "scripts.executor" in c}
+    return {p: c for p, c in proctree.descendants(pid).items() if "bwrap" in c or "scripts.world.executor" in c}
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dotenv import dotenv_values
 
-from scripts import fixtures
+from scripts.world import fixtures
 
 VENV_BIN = Path(sys.executable).parent
 CADDY = VENV_BIN / "caddy"
@@ -88,21 +88,21 @@ def test_only_the_setup_script_is_executable(checkout: Path) -> None:
 
 def test_install_lays_the_checkout_then_computes_the_world_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """init_state reads the checkout, so it must run after the copy, with (world, home)."""
-    import scripts.world
+    import scripts.world.state
 
     seen: list[tuple[Path, Path, bool]] = []
 
     def fake_init_state(world: Path, home: Path) -> None:
         seen.append((world, home, (home / "reflector" / "docker-compose.prod.yml").is_file()))
 
-    monkeypatch.setattr(scripts.world, "init_state", fake_init_state)
+    monkeypatch.setattr(scripts.world.state, "init_state", fake_init_state)
     fixtures.install(tmp_path / "home", tmp_path / "world")
     assert seen == [(tmp_path / "world", tmp_path / "home", True)]
 
 
 def test_install_brings_the_stack_up_with_caddy(tmp_path: Path) -> None:
     """With the real docker stand-in, the fixture stack starts as the deployer left it."""
-    from scripts.world import read_state
+    from scripts.world.state import read_state
 
     fixtures.install(tmp_path / "home", tmp_path / "world")
     containers = read_state(tmp_path / "world")["containers"]

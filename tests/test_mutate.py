@@ -9,10 +9,10 @@ from typing import Any, cast
 
 import pytest
 
-from scripts import mutate, shuffle_pages, stability
 from scripts import snippets as sn
 from scripts.check import REPO, load_page
-from scripts.mutate import Mutation, MutationError
+from scripts.tools import mutate, shuffle_pages, stability
+from scripts.tools.mutate import Mutation, MutationError
 
 PAGE = """# P
 

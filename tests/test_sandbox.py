@@ -22,8 +22,8 @@ SECRET = "WORLD_TEST_FAKE_SECRET"
 
 def bare_repo(root: Path) -> Path:
     """A repo holding only the executor: these tests need none of the other engineers' modules."""
-    (root / "scripts").mkdir(parents=True)
-    shutil.copy(REPO / "scripts" / "executor.py", root / "scripts" / "executor.py")
+    (root / "scripts" / "world").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "world" / "executor.py", root / "scripts" / "world" / "executor.py")
     return root
 
 
@@ -87,10 +87,10 @@ def test_system_is_read_only(world: World, target: str) -> None:
 
 
 def test_repo_is_read_only(world: World, repo: Path) -> None:
-    r = world.run("t", f"echo x > {repo}/scripts/executor.py; touch {repo}/probe", 10)
+    r = world.run("t", f"echo x > {repo}/scripts/world/executor.py; touch {repo}/probe", 10)
     assert "Read-only file system" in r.output
     assert not (repo / "probe").exists()
-    assert (repo / "scripts" / "executor.py").read_text() == (REPO / "scripts" / "executor.py").read_text()
+    assert (repo / "scripts" / "world" / "executor.py").read_text() == (REPO / "scripts" / "world" / "executor.py").read_text()
 
 
 def test_callers_home_is_neither_visible_nor_writable(world: World) -> None:
@@ -130,14 +130,14 @@ def test_ca_bundle_is_the_worlds_own(world: World) -> None:
 
 def test_missing_hooks_are_logged_not_fatal(world: World) -> None:
     log = world.log.read_text()
-    assert "scripts.fixtures is missing" in log
-    assert "scripts.fakes.server is missing" in log
+    assert "scripts.world.fixtures is missing" in log
+    assert "scripts.world.fakes.server is missing" in log
 
 
 def test_check_without_a_checks_module_fails_with_a_reason(world: World) -> None:
     res = world.check("env-has", {"file": "x"})
     assert not res.ok
-    assert "scripts.checks" in res.detail
+    assert "scripts.world.checks" in res.detail
 
 
 def test_unknown_op_is_a_protocol_error(world: World) -> None:
@@ -181,7 +181,7 @@ def test_keep_copies_home_world_and_log(repo: Path, tmp_path: Path) -> None:
         w.run("docs/p.md:3", "echo hi > ~/note", 10)
     assert (keep / "home" / "note").read_text() == "hi\n"
     assert (keep / "world" / "snippets" / "docs_p.md_3.sh").read_text() == "echo hi > ~/note"
-    assert "scripts.fixtures is missing" in (keep / "executor.log").read_text()
+    assert "scripts.world.fixtures is missing" in (keep / "executor.log").read_text()
 
 
 def failing_preexec(uid: int, gid: int) -> Callable[[], None]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import world as worldmod
-from scripts.fixtures import AUTHENTIK_COMPOSE, install
+from scripts.world import state as worldmod
+from scripts.world.fixtures import AUTHENTIK_COMPOSE, install
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,13 +41,13 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class World:
-    """A world dir and HOME laid out by scripts.fixtures (the Reflector stack already up)."""
+    """A world dir and HOME laid out by scripts.world.fixtures (the Reflector stack already up)."""
 
     world: Path
     home: Path
 
     def docker(self, *args: str, cwd: Path | None = None, stdin: str = "") -> Result:
-        """Run the stand-in as the sandbox's wrapper does: `python -m scripts.standins.docker`."""
+        """Run the stand-in as the sandbox's wrapper does: `python -m scripts.world.standins.docker`."""
         env = {
             "WORLD": str(self.world),
             "HOME": str(self.home),
@@ -56,7 +56,7 @@ class World:
             "LANG": "C.UTF-8",
         }
         proc = subprocess.run(
-            [sys.executable, "-m", "scripts.standins.docker", *args],
+            [sys.executable, "-m", "scripts.world.standins.docker", *args],
             cwd=cwd or self.home / "reflector",
             env=env,
             input=stdin,
@@ -272,7 +272,7 @@ def test_caddy_sees_no_host_environment(w: World) -> None:
     """The caddy service has no env: `{$FRONTEND_DOMAIN:...}` keeps its default."""
     env_before = w.state()["caddy_routes"]
     r = subprocess.run(
-        [sys.executable, "-m", "scripts.standins.docker", *PROD, "exec", "caddy", "caddy", "reload", "--config", "/etc/caddy/Caddyfile"],
+        [sys.executable, "-m", "scripts.world.standins.docker", *PROD, "exec", "caddy", "caddy", "reload", "--config", "/etc/caddy/Caddyfile"],
         cwd=w.reflector,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from scripts.standins import ssh
-from scripts.standins.common import Failure
+from scripts.world.standins import ssh
+from scripts.world.standins.common import Failure
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,7 +68,7 @@ def world(tmp_path: Path) -> World:
 def install_wrapper(root: Path, tool: str) -> None:
     """A wrapper in $WORLD/bin as the executor generates it (PYTHONPATH set inside, not exported)."""
     wrapper = root / "bin" / tool
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH='{REPO}' exec '{sys.executable}' -P -m scripts.standins.{tool} \"$@\"\n")
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH='{REPO}' exec '{sys.executable}' -P -m scripts.world.standins.{tool} \"$@\"\n")
     wrapper.chmod(0o755)
 
 
@@ -212,7 +212,7 @@ def test_sudo_shell_option_runs_the_command_through_roots_shell(world: World) ->
 def test_sudo_records_its_call_and_the_commands_own_call(world: World) -> None:
     # a recording tool in $WORLD/bin, wrapped like the executor's wrappers
     docker = world.root / "bin" / "docker"
-    code = "from scripts.standins.common import run_main; run_main('docker', lambda argv: 0)"
+    code = "from scripts.world.standins.common import run_main; run_main('docker', lambda argv: 0)"
     docker.write_text(f"#!/bin/sh\nPYTHONPATH='{REPO}' exec '{sys.executable}' -P -c \"{code}\" \"$@\"\n")
     docker.chmod(0o755)
     world.run("sudo", "docker", "version")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from scripts import world as worldmod
-from scripts.fixtures import install
-from scripts.world import Direct, Proxied, Unreachable, resolve_state
+from scripts.world import state as worldmod
+from scripts.world.fixtures import install
+from scripts.world.state import Direct, Proxied, Unreachable, resolve_state
 
 
 def container(image: str, service: str, networks: list[str], status: str = "running", aliases: dict[str, list[str]] | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from jose import JWTError, jwt
 
-from scripts.fakes import AppContext, Request, Response, html_response, json_response
+from scripts.world.fakes import AppContext, Request, Response, html_response, json_response
 
 KEYS_DIR = "/app/reflector/auth/jwt/keys"
 # server/reflector/settings.py defaults, used when the container's env does not set them.

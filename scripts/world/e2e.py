@@ -19,7 +19,7 @@ SCOPE = "openid email profile offline_access"  # what Reflector's frontend reque
 
 
 def web_env(world: Path) -> dict[str, str]:
-    from scripts import world as w
+    from scripts.world import state as w
 
     container = w.read_state(world).get("containers", {}).get("reflector-web-1") or {}
     env: dict[str, str] = container.get("env", {})
@@ -43,7 +43,7 @@ def log_in(world: Path) -> SignedIn:
     import requests
     from authlib.integrations.requests_client import OAuth2Session
 
-    from scripts.fakes import reflector_api
+    from scripts.world.fakes import reflector_api
 
     env = web_env(world)
     needed = ["AUTHENTIK_ISSUER", "AUTHENTIK_CLIENT_ID", "AUTHENTIK_CLIENT_SECRET", "AUTHENTIK_REFRESH_TOKEN_URL", "NEXTAUTH_URL", "NEXTAUTH_SECRET"]

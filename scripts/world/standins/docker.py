@@ -29,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from scripts import world as worldmod
-from scripts.standins.common import fail, home_dir, run_main, unsupported, world_dir
+from scripts.world import state as worldmod
+from scripts.world.standins.common import fail, home_dir, run_main, unsupported, world_dir
 
 State = dict[str, Any]
 Json = Any

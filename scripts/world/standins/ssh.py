@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.standins.common import fail, run_main, unsupported
+from scripts.world.standins.common import fail, run_main, unsupported
 
 # A destination that names this machine (its hostname, `reflector-server`, `localhost`, a loopback
 # address, or an /etc/hosts name for one) "connects": the remote command runs with the deployer's
@@ -267,7 +267,7 @@ def handle(argv: list[str]) -> int:
 
 
 def main() -> None:
-    """Entry point for `python -m scripts.standins.ssh`."""
+    """Entry point for `python -m scripts.world.standins.ssh`."""
     run_main("ssh", handle)
 
 

@@ -2,7 +2,7 @@
 
 Measured, never asserted: tests never time anything. Each metric runs its own warm-up, then at
 least three repeats (stated per metric), and reports median, min and max. The table's verdict
-compares the median with the budget. `python -m scripts.bench --help` lists the options.
+compares the median with the budget. `python -m scripts.tools.bench --help` lists the options.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 OUT = REPO / "_build" / "bench.json"
 PYTHON = sys.executable
@@ -507,9 +507,9 @@ def bench_pages_overhead(repeats: int, scratch: Path) -> list[Metric]:
 
 
 def bench_sandbox(repeats: int, scratch: Path) -> list[Metric]:
-    from scripts import fixtures
-    from scripts.fakes import server
     from scripts.sandbox import World, bwrap_namespace_args, check_prerequisites, enter_namespaces, generated_etc, sandbox_args
+    from scripts.world import fixtures
+    from scripts.world.fakes import server
 
     metrics = [
         Metric(
@@ -539,7 +539,7 @@ def bench_sandbox(repeats: int, scratch: Path) -> list[Metric]:
         Metric(
             "sandbox: bwrap + python importing the executor",
             "s",
-            repeat(inside(PYTHON, "-c", "import scripts.executor"), repeats, cpu_counts=False),
+            repeat(inside(PYTHON, "-c", "import scripts.world.executor"), repeats, cpu_counts=False),
             None,
             "adds interpreter start and imports",
         )
@@ -561,12 +561,12 @@ def bench_sandbox(repeats: int, scratch: Path) -> list[Metric]:
             "s",
             repeat(fakes, repeats),
             None,
-            "scripts.fakes.server.start in a fresh world dir: CA, leaf and untrusted certs, bind",
+            "scripts.world.fakes.server.start in a fresh world dir: CA, leaf and untrusted certs, bind",
         )
     )
 
     def keygen() -> None:
-        from scripts.fakes import tls
+        from scripts.world.fakes import tls
 
         tls.signing_key(Path(tempfile.mkdtemp(dir=scratch)))
 
@@ -692,7 +692,7 @@ class Report:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.tools.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups to run (default all: {','.join(GROUPS)})")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per metric after its warm-up (default 3, at least 3)")
     parser.add_argument("--full-repeats", type=int, default=1, help="repeats of the whole test suite (default 1; 0 skips it: it is minutes of work on 2 cores)")

@@ -1,6 +1,6 @@
 """Mutation testing of the docs: apply realistic mistakes to copies of the pages and see the doc tests catch them.
 
-Each mutation in `scripts/mutations.yaml` names a page, the exact text to change and its
+Each mutation in `scripts/tools/mutations.yaml` names a page, the exact text to change and its
 replacement (kind `delete`: a step to remove; kind `swap`: two steps to exchange). For each one, a
 copy of docs/ is mutated and the pages it affects (the page and every page that continues it) are
 run by the same runner as `make test`; a `mermaid` mutation is judged by mermaid's own parser
@@ -8,7 +8,7 @@ run by the same runner as `make test`; a `mermaid` mutation is judged by mermaid
 *killed* when some step fails (or the page no longer parses), and *survives* otherwise. A survivor
 whose entry says `why` it is harmless (an equivalent mutant) is accepted and left out of the kill
 rate; every other survivor points at a missing check.
-`python -m scripts.mutate` writes `_build/mutate/report.json` and exits non-zero below the
+`python -m scripts.tools.mutate` writes `_build/mutate/report.json` and exits non-zero below the
 required kill rate or when a mutation no longer applies to the pages.
 """
 
@@ -37,7 +37,7 @@ from scripts import snippets as sn
 from scripts.check import REPO, PageRun, Verdict, load_page
 from scripts.diagrams import diagram_errors
 
-CATALOGUE = REPO / "scripts" / "mutations.yaml"
+CATALOGUE = REPO / "scripts" / "tools" / "mutations.yaml"
 OUT = REPO / "_build" / "mutate"
 REQUIRED_KILL_RATE = 0.95
 # Kinds with their own engine; every other kind (wrong-path, env-typo, ...) is a labelled text replacement.
@@ -278,10 +278,10 @@ def summarise(results: Sequence[dict[str, Any]], wall: float, jobs: int) -> dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.mutate", description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.tools.mutate", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("-j", "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="mutations judged at once (default 2)")
     parser.add_argument("-k", help="only mutations whose id contains this")
-    parser.add_argument("--catalogue", type=Path, default=CATALOGUE, help="the mutations file (default scripts/mutations.yaml)")
+    parser.add_argument("--catalogue", type=Path, default=CATALOGUE, help="the mutations file (default scripts/tools/mutations.yaml)")
     parser.add_argument("--no-baseline", action="store_true", help="skip checking that the unmutated docs pass first")
     parser.add_argument("--out", type=Path, default=OUT, help="where report.json goes (default _build/mutate)")
     ns = parser.parse_args(argv)

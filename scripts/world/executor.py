@@ -45,7 +45,7 @@ NAME_STARTS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 # (`bash setup.sh`) neither restore nor save the session. Saving is fork-free (bash builtins and
 # redirections only): "${!A@}" lists variable names, `declare -F` re-applies `export -f`.
 LOADER_TEXT = f"""\
-# Restores the previous snippet's shell state, and saves this one's on exit (scripts/executor.py).
+# Restores the previous snippet's shell state, and saves this one's on exit (scripts/world/executor.py).
 unset BASH_ENV
 if [[ -f {STATE} ]]; then
   . {STATE} >/dev/null  # `declare -f NAME` (re-exporting functions) would print NAME's body
@@ -102,7 +102,7 @@ def stand_in_wrapper(tool: str, repo: Path) -> str:
     # cwd (~/reflector has its own scripts/) off sys.path.
     # WORLD_HOME too: under `sudo` HOME is /root, but the stand-ins' world (the compose projects'
     # paths in state.json) lives in the deployer's home.
-    return f"#!/bin/sh\nPYTHONPATH='{repo}' WORLD_HOME='{HOME}' exec '{sys.executable}' -P -m scripts.standins.{tool} \"$@\"\n"
+    return f"#!/bin/sh\nPYTHONPATH='{repo}' WORLD_HOME='{HOME}' exec '{sys.executable}' -P -m scripts.world.standins.{tool} \"$@\"\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,11 +183,11 @@ class Executor:
             wrapper = WORLD / "bin" / tool
             wrapper.write_text(stand_in_wrapper(tool, self.repo))
             wrapper.chmod(0o755)
-        fixtures = optional_module("scripts.fixtures", "install")
+        fixtures = optional_module("scripts.world.fixtures", "install")
         if fixtures is not None:
             fixtures.install(HOME, WORLD)
             log("fixtures installed")
-        server = optional_module("scripts.fakes.server", "start")
+        server = optional_module("scripts.world.fakes.server", "start")
         if server is not None:
             self.fakes = server.start(WORLD)
             log("fakes started")
@@ -274,20 +274,20 @@ class Executor:
 
     def checks_module(self) -> ModuleType | None:
         if not self.checks_looked_up:
-            self.checks = optional_module("scripts.checks", "run_check")
+            self.checks = optional_module("scripts.world.checks", "run_check")
             self.checks_looked_up = True
         return self.checks
 
     def check(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         module = self.checks_module()
         if module is None:
-            return {"ok": False, "detail": f"cannot run check {name}: scripts.checks (run_check) is not available"}
+            return {"ok": False, "detail": f"cannot run check {name}: scripts.world.checks (run_check) is not available"}
         return outcome(lambda: module.run_check(name, args, HOME, WORLD), f"check {name}")
 
     def apply(self, path: str, content: str, format: str, mode: str) -> dict[str, Any]:  # noqa: A002 - the protocol's field name
         module = self.checks_module()
         if module is None or not hasattr(module, "apply_config"):
-            return {"ok": False, "detail": f"cannot apply {path}: scripts.checks.apply_config is not available"}
+            return {"ok": False, "detail": f"cannot apply {path}: scripts.world.checks.apply_config is not available"}
         return outcome(lambda: module.apply_config(path, content, format, mode, HOME, WORLD), f"apply {path}")
 
     def fault(self, name: str, args: dict[str, Any]) -> dict[str, Any]:

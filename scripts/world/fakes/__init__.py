@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class WorldAPI(Protocol):
-    """What the fakes use of scripts/world.py: the shared state and the routing decision."""
+    """What the fakes use of scripts/world/state.py: the shared state and the routing decision."""
 
     def read_state(self, world_dir: Path) -> dict[str, Any]: ...
 

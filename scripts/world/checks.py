@@ -66,7 +66,7 @@ def env_lines(path: Path) -> list[tuple[str, str]]:
 
 def compose_env(path: Path) -> dict[str, str]:
     """The values Docker Compose would read from this .env (compose-go's interpolation, as the docker stand-in does)."""
-    from scripts.standins import docker
+    from scripts.world.standins import docker
 
     return docker.read_dotenv(path, {})
 
@@ -148,7 +148,7 @@ def file_exists(args: dict[str, str], home: Path, world: Path) -> Result:
 
 
 def state(world: Path) -> dict[str, Any]:
-    from scripts import world as w
+    from scripts.world import state as w
 
     return w.read_state(world)
 
@@ -192,7 +192,7 @@ def containers_current(args: dict[str, str], home: Path, world: Path) -> Result:
 
     A container keeps the environment it was created with: a step that edits an .env file and
     recreates only some services leaves the others on stale settings (beat, typically)."""
-    from scripts.standins import docker
+    from scripts.world.standins import docker
 
     directory = expand(args.get("dir", "~/reflector"), home)
     project = docker.load_project(directory, [args.get("file", "docker-compose.prod.yml")], None, ["caddy"], environ={})
@@ -226,7 +226,7 @@ def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
     from cryptography.hazmat.primitives import serialization
     from jose import jwt
 
-    from scripts.fakes import tls
+    from scripts.world.fakes import tls
 
     path = expand(args["file"], home)
     pem = path.read_bytes() if path.exists() else b""
@@ -268,7 +268,7 @@ def written_by_last_step(path: Path, world: Path) -> bool:
 @check("provider-scopes")
 def provider_scopes(args: dict[str, str], home: Path, world: Path) -> Result:
     """The application's provider has the scope mappings (and a signing key, so tokens are RS256)."""
-    from scripts.fakes import authentik
+    from scripts.world.fakes import authentik
 
     summary = authentik.provider_summary(state(world), args["slug"])
     if summary is None:
@@ -348,7 +348,7 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
 
 def caddy_routes(text: str) -> set[tuple[str, str]]:
     """(host, upstream) pairs of a Caddyfile, as the real `caddy adapt` reads it in the caddy container (no env)."""
-    from scripts.standins import docker
+    from scripts.world.standins import docker
 
     routes, error = docker.caddy_adapt(text)
     if error is not None:
@@ -375,7 +375,7 @@ def validate(path: Path, fmt: str) -> str | None:
             return f"PyYAML: {e}"
         return None
     if fmt == "caddyfile":
-        from scripts.standins import docker
+        from scripts.world.standins import docker
 
         return docker.caddy_adapt(text)[1]
     return f"unknown format {fmt}"
@@ -423,7 +423,7 @@ def apply_config(path: str, content: str, fmt: str, mode: str, home: Path, world
 
 @check("sign-in")
 def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
-    from scripts import e2e
+    from scripts.world import e2e
 
     return e2e.sign_in(home, world)
 
@@ -431,7 +431,7 @@ def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
 @check("ui-create-api-key")
 def ui_create_api_key(args: dict[str, str], home: Path, world: Path) -> Result:
     """The reader's browser step: sign in, Settings → Create API Key, paste the key into a file."""
-    from scripts import e2e
+    from scripts.world import e2e
 
     try:
         key = e2e.create_api_key(e2e.log_in(world), args["name"])
@@ -445,7 +445,7 @@ def ui_create_api_key(args: dict[str, str], home: Path, world: Path) -> Result:
 
 
 def main() -> None:
-    """`python -m scripts.checks NAME k=v ...` inside a kept world, for a writer debugging a check."""
+    """`python -m scripts.world.checks NAME k=v ...` inside a kept world, for a writer debugging a check."""
     name, *rest = sys.argv[1:]
     args = dict(a.split("=", 1) for a in rest)
     ok, detail = run_check(name, args, Path(os.environ["HOME"]), Path(os.environ.get("WORLD", "/run/world")))

@@ -1,6 +1,6 @@
 """A pytest plugin that runs the pages of tests/test_docs.py in a seeded random order, each page's steps still in page order.
 
-Load it with `-p scripts.shuffle_pages --shuffle-pages SEED` (scripts/stability.py does). A page is
+Load it with `-p scripts.tools.shuffle_pages --shuffle-pages SEED` (scripts/tools/stability.py does). A page is
 a unit of state, so only whole pages move; any other test counts as a group of its own. Every
 xdist worker collects the same items and shuffles them with the same seed, so they agree on the
 order, as xdist requires. Under `--dist loadgroup`, also pass `--no-loadscope-reorder`: xdist

@@ -1,7 +1,7 @@
 """Run the doc tests many times, alternating collected and shuffled page order, and report flaky steps and wall times.
 
-`python -m scripts.stability` runs `pytest tests/test_docs.py -n 2 --dist loadgroup` N times (20 by
-default); every other run shuffles whole pages (scripts/shuffle_pages.py) with a seed recorded in
+`python -m scripts.tools.stability` runs `pytest tests/test_docs.py -n 2 --dist loadgroup` N times (20 by
+default); every other run shuffles whole pages (scripts/tools/shuffle_pages.py) with a seed recorded in
 the results. A test is *flaky* when its outcome differs between runs. The per-run counts, wall
 times and the flaky tests go to `_build/stability.json`; the exit status is non-zero when any
 test is flaky or any run fails.
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "_build" / "stability.json"
 
 
@@ -63,7 +63,7 @@ def run_once(index: int, seed: int | None, workers: int, extra: Sequence[str], s
     cmd = [sys.executable, "-m", "pytest", "tests/test_docs.py", "-q", "-n", str(workers), "--dist", "loadgroup", "-p", "no:cacheprovider", f"--junitxml={junit}"]
     if seed is not None:
         # xdist's loadgroup would otherwise sort the pages by their number of steps, undoing the shuffle.
-        cmd += ["-p", "scripts.shuffle_pages", "--shuffle-pages", str(seed), "--no-loadscope-reorder"]
+        cmd += ["-p", "scripts.tools.shuffle_pages", "--shuffle-pages", str(seed), "--no-loadscope-reorder"]
     started = time.perf_counter()
     proc = subprocess.run([*cmd, *extra], cwd=REPO, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
@@ -90,7 +90,7 @@ def flaky(records: Sequence[RunRecord]) -> dict[str, dict[str, int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.stability", description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.tools.stability", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("-r", "--runs", type=int, default=20, help="how many runs (default 20)")
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers per run (default 2)")
     parser.add_argument("--seed", type=int, default=int(time.time()), help="base seed of the shuffled runs (default: the time)")

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.standins.common import Failure, fail, run_main, unsupported, world_dir
+from scripts.world.standins.common import Failure, fail, run_main, unsupported, world_dir
 
 # Assumptions, each a choice made for the test world:
 #
@@ -312,7 +312,7 @@ def handle(argv: list[str]) -> int:
 
 
 def main() -> None:
-    """Entry point for `python -m scripts.standins.sudo`."""
+    """Entry point for `python -m scripts.world.standins.sudo`."""
     run_main("sudo", handle)
 
 

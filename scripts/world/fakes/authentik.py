@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from cryptography.hazmat.primitives import hashes
 from jose import jwt
 
-from scripts.fakes import (
+from scripts.world.fakes import (
     AppContext,
     Request,
     Response,

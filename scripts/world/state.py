@@ -114,7 +114,7 @@ def init_state(world: Path, home: Path) -> None:
     `docker compose -f docker-compose.prod.yml --profile caddy up -d`, through the docker
     stand-in's own model, so snapshots are exactly what that command would take.
     """
-    from scripts.standins import docker  # lazy: docker imports this module
+    from scripts.world.standins import docker  # lazy: docker imports this module
 
     world.mkdir(parents=True, exist_ok=True)
     (world / "log").mkdir(exist_ok=True)
@@ -144,7 +144,7 @@ def resolve(world: Path, host: str) -> Upstream:
     """
     state = read_state(world)
     if any(c.get("status") == "restarting" for c in state.get("containers", {}).values()):
-        from scripts.standins import docker  # lazy: only needed while something crash-loops
+        from scripts.world.standins import docker  # lazy: only needed while something crash-loops
 
         with locked_state(world) as state:
             docker.refresh(state, world, Path(os.environ.get("HOME", "/home/deployer")))

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from scripts.fakes import (
+from scripts.world.fakes import (
     AppContext,
     Request,
     Response,
@@ -330,7 +330,7 @@ def start(
 ) -> Handle:
     """Bind and serve; the socket is listening when this returns, so clients need no wait."""
     if world_api is None:
-        from scripts import world as world_module
+        from scripts.world import state as world_module
 
         world_api = world_module
     front = Front((bind, port), world, world_api, fixtures)

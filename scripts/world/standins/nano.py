@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from scripts.standins.common import Failure, run_main, unsupported
+from scripts.world.standins.common import Failure, run_main, unsupported
 
 # Real nano refuses to start when standard input is not a terminal: it prints
 # `Standard input is not a terminal` on stderr and exits 1, leaving every file as it was
@@ -30,7 +30,7 @@ def handle(argv: list[str]) -> int:
 
 
 def main() -> None:
-    """Entry point for `python -m scripts.standins.nano`."""
+    """Entry point for `python -m scripts.world.standins.nano`."""
     run_main("nano", handle)
 
 

@@ -1,0 +1,1 @@
+"""Tools over the runner: the benchmark, mutation testing and stability runs."""

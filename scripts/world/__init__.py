@@ -1,0 +1,1 @@
+"""The world: everything that runs inside the sandbox (executor, state, fakes, stand-ins, fixtures, checks)."""
