@@ -1,0 +1,9 @@
+"""The versions of the real software the world models: one place for the fakes, the report and the site."""
+
+from __future__ import annotations
+
+AUTHENTIK = "2026.2.1"
+"""Authentik's release: the default `AUTHENTIK_TAG` of the fixture compose file (scripts/world/fixtures/authentik/compose.yml)."""
+
+REFLECTOR = "0.34.0"
+"""Reflector's release whose files and behaviour the fixture checkout and the fake API follow."""

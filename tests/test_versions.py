@@ -1,0 +1,17 @@
+"""The modelled versions are stated once and agree with the files that pin them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from scripts import versions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_authentik_version_is_the_fixture_compose_files_tag() -> None:
+    """The fake serves the compose file the guide downloads; its default tag is the version the world claims to model."""
+    compose = (ROOT / "scripts" / "world" / "fixtures" / "authentik" / "compose.yml").read_text()
+    tags = set(re.findall(r"\$\{AUTHENTIK_TAG:-([^}]+)\}", compose))
+    assert tags == {versions.AUTHENTIK}
