@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from scripts.world.state import read_engine
+
 API = "https://api.example.com"
 SCOPE = "openid email profile offline_access"  # what Reflector's frontend requests (authBackend.ts)
 
 
 def web_env(world: Path) -> dict[str, str]:
-    from scripts.world import state as w
-
-    container = w.read_state(world).get("containers", {}).get("reflector-web-1") or {}
-    env: dict[str, str] = container.get("env", {})
-    return env
+    """The environment of the running web container (empty when there is none)."""
+    container = read_engine(world).container_named("reflector-web-1")
+    return container.env if container is not None and container.running else {}
 
 
 class SignInError(Exception):

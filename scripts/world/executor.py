@@ -26,7 +26,9 @@ SESSION = WORLD / "session"
 STATE = SESSION / "state.sh"
 LOADER = SESSION / "loader.sh"
 CALLS = WORLD / "calls.jsonl"
-STANDINS = ("docker", "sudo", "ssh", "nano")
+STANDINS = ("sudo", "ssh", "nano")
+DOCKER_SOCKET = WORLD / "docker.sock"
+"""Where the simulated engine listens; the sandbox links /var/run/docker.sock (and /run/docker.sock) to it."""
 
 GRACE = 1.0  # seconds between SIGTERM and SIGKILL when a snippet times out
 DRAIN = 1.0  # seconds to collect output still buffered once every writer is gone
@@ -170,6 +172,7 @@ class Executor:
         self.env = dict(os.environ)
         self.cwd = HOME
         self.fakes: Any = None
+        self.engine: Any = None
         self.checks: ModuleType | None = None
         self.checks_looked_up = False
         self.own = frozenset({1, os.getpid()})
@@ -183,13 +186,18 @@ class Executor:
             wrapper = WORLD / "bin" / tool
             wrapper.write_text(stand_in_wrapper(tool, self.repo))
             wrapper.chmod(0o755)
-        fixtures = optional_module("scripts.world.fixtures", "install")
+        docker = optional_module("scripts.world.engine", "start")
+        if docker is not None:
+            self.engine = docker.start(WORLD, DOCKER_SOCKET)
+            log("engine listening")
+        fixtures = optional_module("scripts.world.boot", "boot")
         if fixtures is not None:
-            fixtures.install(HOME, WORLD)
-            log("fixtures installed")
+            fixtures.boot(HOME, WORLD, self.env)
+            log("fixture stack up")
         server = optional_module("scripts.world.fakes.server", "start")
         if server is not None:
-            self.fakes = server.start(WORLD)
+            # The fakes see the world through the engine, which lets crash-looping containers retry.
+            self.fakes = server.start(WORLD, world_api=docker.Observed(self.engine.engine)) if docker is not None else server.start(WORLD)
             log("fakes started")
         # Whatever the hooks started (a helper process of the fakes) belongs to the world, not to a snippet.
         self.own = self.own | {p.pid for p in processes(frozenset())}
@@ -198,6 +206,9 @@ class Executor:
         if self.fakes is not None:
             self.fakes.stop()
             self.fakes = None
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
 
     # -- run -------------------------------------------------------------------------------------
 
@@ -291,9 +302,16 @@ class Executor:
         return outcome(lambda: module.apply_config(path, content, format, mode, HOME, WORLD), f"apply {path}")
 
     def fault(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if self.fakes is None or not hasattr(self.fakes, "fault"):
-            return {"ok": False, "detail": f"cannot inject fault {name}: the fakes are not running or take no faults"}
-        return outcome(lambda: self.fakes.fault(name, args), f"fault {name}")
+        fakes, docker = self.fakes, self.engine
+        if name.startswith("engine-"):
+            if docker is None:
+                return {"ok": False, "detail": f"cannot inject fault {name}: the engine is not running"}
+            return outcome(lambda: docker.fault(name), f"fault {name}")
+        if fakes is None:
+            return {"ok": False, "detail": f"cannot inject fault {name}: the fakes are not running"}
+        if name == "clear" and docker is not None:
+            docker.fault("clear")
+        return outcome(lambda: fakes.fault(name, args), f"fault {name}")
 
     def keep(self, dest: str) -> dict[str, Any]:
         keep = Path("/keep")
