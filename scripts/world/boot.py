@@ -42,7 +42,10 @@ def boot(home: Path, world: Path, env: Mapping[str, str] | None = None) -> None:
     """Lay the checkout into `home`, give the engine the deployer's images, run their `up`, and age it all by UP_FOR.
 
     The engine must be listening where `env` (DOCKER_HOST, else /var/run/docker.sock) points."""
+    environ = dict(env if env is not None else os.environ)
+    docker = docker_cli(environ.get("PATH"))
     checkout = copy_checkout(home)
+    world.mkdir(parents=True, exist_ok=True)
     daemon = Daemon(world)
     with locked_world(world) as state:
         daemon.ensure_builtin(state.engine)
@@ -50,8 +53,7 @@ def boot(home: Path, world: Path, env: Mapping[str, str] | None = None) -> None:
             behaviour = catalogue.behaviour(reference)
             assert behaviour is not None, reference  # STACK_IMAGES names modelled images only
             daemon.store_image(state.engine, reference, behaviour)
-    environ = dict(env if env is not None else os.environ)
-    done = subprocess.run([docker_cli(environ.get("PATH")), *UP], cwd=checkout, env=environ, capture_output=True, text=True, check=False, timeout=60)
+    done = subprocess.run([docker, *UP], cwd=checkout, env=environ, capture_output=True, text=True, check=False, timeout=60)
     if done.returncode != 0:
         raise BootError(f"`docker {' '.join(UP)}` in {checkout} failed (exit {done.returncode}):\n{done.stderr}{done.stdout}")
     age(world, UP_FOR)
