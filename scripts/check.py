@@ -85,7 +85,9 @@ def match_output(expected: str, actual: str) -> bool:
 TOOL_ERROR = re.compile(
     r"^(curl: \(\d+\)|jq: error|jq: \d+ compile error|mkdir: cannot|(cat|cp|mv|rm|chmod|ln|sed|grep|tr|base64): .*"
     r"(No such file|Permission denied|Is a directory|invalid)|openssl: |Could not read |Unable to load |.*: command not found$"
-    r"|\S+: line \d+: )",
+    r"|\S+: line \d+: "
+    # Docker's CLIs: the daemon's errors, no daemon at all, compose's own refusals, what the world does not model.
+    r"|Error response from daemon: |Cannot connect to the Docker daemon |service \".*\" is not running$|no such service: |.*: not modelled in this world$)",
     re.MULTILINE,
 )
 
