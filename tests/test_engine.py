@@ -102,7 +102,7 @@ def test_engine_down_gives_the_clis_own_message(w: HostWorld) -> None:
 
 
 def test_inspect_format_is_the_clis_template_engine(w: HostWorld) -> None:
-    r = w.docker("inspect", "reflector-web-1", "--format", "{{.Config.Image}} {{.State.Health.Status}} {{index .Config.Labels \"com.docker.compose.service\"}}")
+    r = w.docker("inspect", "reflector-web-1", "--format", '{{.Config.Image}} {{.State.Health.Status}} {{index .Config.Labels "com.docker.compose.service"}}')
     assert r.out == "monadicalsas/reflector-frontend:latest healthy web\n"
 
 
@@ -198,7 +198,9 @@ def test_wait_without_a_healthcheck_waits_for_running_only(w: HostWorld) -> None
     assert w.container("reflector-server-1").run.health is None  # the backend image has no HEALTHCHECK
     once = w.home / "once"
     once.mkdir()
-    (once / "compose.yml").write_text("services:\n  app:\n    image: monadicalsas/reflector-backend:latest\n    environment:\n      ENTRYPOINT: server\n      PUBLIC_MODE: maybe\n")
+    (once / "compose.yml").write_text(
+        "services:\n  app:\n    image: monadicalsas/reflector-backend:latest\n    environment:\n      ENTRYPOINT: server\n      PUBLIC_MODE: maybe\n"
+    )
     failed = w.docker("compose", "up", "-d", "--wait", cwd=once)
     assert failed.rc == 1
     assert "container once-app-1 exited (1)" in failed.err

@@ -137,7 +137,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "reflector-web-1": container("reflector", "web", "monadicalsas/reflector-frontend:latest", {"NEXTAUTH_URL": APP}),
         }
         # What Authentik's first start on an empty database keeps of its worker's bootstrap settings.
-        state["authentik"] = {"database": "test", "bootstrap": {k: v for k, v in state["containers"]["authentik-worker-1"]["env"].items() if k.startswith("AUTHENTIK_BOOTSTRAP_")}}
+        worker_env = state["containers"]["authentik-worker-1"]["env"]
+        state["authentik"] = {"database": "test", "bootstrap": {k: v for k, v in worker_env.items() if k.startswith("AUTHENTIK_BOOTSTRAP_")}}
     stub = StubWorld(
         {
             "authentik.example.com": ("authentik", "authentik-server-1"),
@@ -622,6 +623,7 @@ def test_jwks_x5c_decodes_to_authentiks_self_signed_certificate(world: World) ->
 
 def test_real_world_routing_reaches_authentik_through_caddy(tmp_path: Path) -> None:
     """With scripts/world/state.py's own resolve: Caddy's route to authentik-server-1:9000 on a shared network."""
+
     def running(name: str, image: str, routes: dict[str, str] | None = None) -> real_world.Container:
         endpoint = real_world.Endpoint("net", f"ep-{name}", "172.18.0.2", "02:42:ac:12:00:02")
         labels = {"com.docker.compose.project": name.split("-")[0]}
@@ -660,7 +662,9 @@ def test_backend_answers_preflights_as_starlettes_cors_middleware(env: dict[str,
 
     settings = reflector_api.Settings.of({"env": env})
     preflight = Request(
-        "OPTIONS", "/v1/me", "api.example.com",
+        "OPTIONS",
+        "/v1/me",
+        "api.example.com",
         {"origin": "https://app.example.com", "access-control-request-method": "GET", "access-control-request-headers": "authorization"},
     )
     got_status, headers = reflector_api.cors_headers(preflight, settings)

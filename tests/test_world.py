@@ -14,16 +14,19 @@ from scripts.world.engine import Observed
 from scripts.world.state import CADDY_CONTAINER, Container, Direct, Endpoint, EngineState, Proxied, RunState, Unreachable, resolve_state
 from tests.hostworld import PROD, HostWorld, host_world
 
-
 NETS = {"reflector_default": "net-reflector", "authentik_default": "net-authentik"}
 
 
-def container(name: str, image: str, service: str, networks: list[str], status: str = "running", aliases: dict[str, list[str]] | None = None, env: dict[str, str] | None = None) -> Container:
+def container(
+    name: str, image: str, service: str, networks: list[str], status: str = "running", aliases: dict[str, list[str]] | None = None, env: dict[str, str] | None = None
+) -> Container:
     chosen = aliases if aliases is not None else {n: [service] for n in networks}
     endpoints = {n: Endpoint(NETS[n], f"ep-{name}-{n}", "172.18.0.9", "02:42:ac:12:00:09", tuple(chosen.get(n, []))) for n in networks}
     labels = {"com.docker.compose.project": name.split("-")[0], "com.docker.compose.service": service}
     config = {"Image": image, "Labels": labels, "Env": [f"{k}={v}" for k, v in (env or {}).items()]}
-    return Container(id=f"id-{name}", name=name, created=0.0, image=image, image_id="sha256:x", config=config, host_config={}, endpoints=endpoints, run=RunState(status=status))
+    return Container(
+        id=f"id-{name}", name=name, created=0.0, image=image, image_id="sha256:x", config=config, host_config={}, endpoints=endpoints, run=RunState(status=status)
+    )
 
 
 def guide_state(routes: dict[str, str] | None = None, **replaced: Container | None) -> EngineState:
@@ -121,7 +124,8 @@ def started(tmp_path: Path) -> Iterator[HostWorld]:
 def test_initial_state_is_the_reflector_stack_up_with_caddy(started: HostWorld) -> None:
     engine = started.engine()
     net = engine.network_named("reflector_default")
-    assert net is not None and net.attachable
+    assert net is not None
+    assert net.attachable
     for svc in ("web", "server", "worker", "beat", "redis", "postgres", "caddy", "docs"):
         c = started.container(f"reflector-{svc}-1")
         assert (c.run.status, sorted(c.endpoints)) == ("running", ["reflector_default"]), svc

@@ -47,9 +47,7 @@ def run(args: list[str], files: Mapping[str, str]) -> Run:
             target.write_text(text)
         (root / "srv").mkdir(parents=True, exist_ok=True)  # the image's WORKDIR
         mapped = [str(root) + a if a.startswith("/") and a in files else a for a in args]
-        proc = subprocess.run(
-            [binary(), *mapped], cwd=root / "srv", env={"PATH": "/usr/bin:/bin", **IMAGE_ENV}, capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run([binary(), *mapped], cwd=root / "srv", env={"PATH": "/usr/bin:/bin", **IMAGE_ENV}, capture_output=True, text=True, check=False)
         return Run(proc.returncode, proc.stdout.replace(str(root), ""), proc.stderr.replace(str(root), ""))
 
 

@@ -142,9 +142,7 @@ class Container:
 
     def app_view(self) -> Mapping[str, Any]:
         """What a fake app reads of the container that runs it (scripts/world/fakes: AppContext.container)."""
-        return MappingProxyType(
-            {"name": self.name, "project": self.project, "service": self.service, "image": self.image, "env": self.env, "files": dict(self.files)}
-        )
+        return MappingProxyType({"name": self.name, "project": self.project, "service": self.service, "image": self.image, "env": self.env, "files": dict(self.files)})
 
 
 @dataclass(frozen=True, slots=True)

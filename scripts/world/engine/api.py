@@ -55,7 +55,9 @@ class Call:
 class Reply:
     """What a route answers: JSON with a status, a finished stream, or a hijacked connection."""
 
-    def __init__(self, status: int = 200, doc: Json = None, *, raw: bytes | None = None, content_type: str = "application/json", headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self, status: int = 200, doc: Json = None, *, raw: bytes | None = None, content_type: str = "application/json", headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self.status = status
         self.body = raw if raw is not None else (b"" if doc is None and status in (204, 304) else json.dumps(doc).encode() + b"\n")
         self.content_type = content_type
@@ -175,7 +177,11 @@ class Engine:
 
         def rows(world: WorldState) -> Json:
             try:
-                chosen = [c for c in world.engine.containers.values() if (every or c.run.status in ("running", "restarting")) and views.container_matches(world.engine, c, filters)]
+                chosen = [
+                    c
+                    for c in world.engine.containers.values()
+                    if (every or c.run.status in ("running", "restarting")) and views.container_matches(world.engine, c, filters)
+                ]
             except ValueError as e:
                 raise EngineError(400, str(e)) from None
             chosen.sort(key=lambda c: c.created, reverse=True)
@@ -273,7 +279,8 @@ class Engine:
             if run is None:
                 raise EngineError(404, f"No such exec instance: {call.match['id']}")
             return {
-                "ID": run.id, "Running": run.running, "ExitCode": run.exit_code, "ProcessConfig": {"tty": run.tty, "entrypoint": run.cmd[0], "arguments": list(run.cmd[1:]), "privileged": False, "user": run.user},
+                "ID": run.id, "Running": run.running, "ExitCode": run.exit_code,
+                "ProcessConfig": {"tty": run.tty, "entrypoint": run.cmd[0], "arguments": list(run.cmd[1:]), "privileged": False, "user": run.user},
                 "OpenStdin": run.attach_stdin, "OpenStderr": True, "OpenStdout": True, "CanRemove": False, "ContainerID": run.container_id, "DetachKeys": "", "Pid": 0,
             }  # fmt: skip
 
@@ -455,10 +462,25 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(Reply(400, {"message": f"client version {major}.{minor} is too new. Maximum supported API version is {API_VERSION}"}))
                 return
             if (major, minor) < (1, 24):
-                self.reply(Reply(400, {"message": f"client version {major}.{minor} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"}))
+                self.reply(
+                    Reply(
+                        400,
+                        {
+                            "message": f"client version {major}.{minor} is too old. Minimum supported API version is {MIN_API_VERSION}, "
+                            "please upgrade your client to a newer version"
+                        },
+                    )
+                )
                 return
         if path == "/_ping" and self.command in ("GET", "HEAD"):
-            self.reply(Reply(200, raw=b"OK", content_type="text/plain; charset=utf-8", headers=(("Cache-Control", "no-cache, no-store, must-revalidate"), ("Pragma", "no-cache"), ("Swarm", "inactive"))))
+            self.reply(
+                Reply(
+                    200,
+                    raw=b"OK",
+                    content_type="text/plain; charset=utf-8",
+                    headers=(("Cache-Control", "no-cache, no-store, must-revalidate"), ("Pragma", "no-cache"), ("Swarm", "inactive")),
+                )
+            )
             return
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
@@ -527,4 +549,3 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def log(self, text: str) -> None:
         with self.log_lock, self.log_file.open("a") as f:
             f.write(text.rstrip("\n") + "\n")
-

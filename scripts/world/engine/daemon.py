@@ -43,7 +43,11 @@ from scripts.world.state import lookup as dns_lookup
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 RESTARTING_POLICIES = ("always", "unless-stopped")
 BUILTIN_NETWORKS = (("bridge", "bridge", "172.17.0.0/16"), ("host", "host", ""), ("none", "null", ""))
-RUNC = "failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: {}: unknown"
+RUNC = (
+    "failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: "
+    "unable to start container process: error during container init: {}: unknown"
+)
+IN_USE = 'Conflict. The container name "/{}" is already in use by container "{}". You have to remove (or rename) that container to be able to reuse that name.'
 
 
 class EngineError(Exception):
@@ -164,8 +168,7 @@ class ContainerBox:
         if host.is_file():
             return host.read_text(errors="replace")
         if mount is None:
-            baked = self.daemon.behaviour_of(self.container).files().get(posixpath.normpath(path))
-            return baked
+            return self.daemon.behaviour_of(self.container).files().get(posixpath.normpath(path))
         return None
 
     def write(self, path: str, text: str) -> None:
@@ -330,7 +333,10 @@ class Daemon:
         name = name.lstrip("/") or f"world_{secrets.token_hex(4)}"
         clash = engine.container_named(name)
         if clash is not None:
-            raise EngineError(409, f'Conflict. The container name "/{name}" is already in use by container "{clash.id}". You have to remove (or rename) that container to be able to reuse that name.')
+            raise EngineError(
+                409,
+                IN_USE.format(name, clash.id),
+            )
         reference = str(body.get("Image") or "")
         img = self.image(engine, reference)
         cid = new_id()
@@ -505,7 +511,10 @@ class Daemon:
             raise EngineError(400, f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         clash = world.engine.container_named(new_name)
         if clash is not None:
-            raise EngineError(409, f'Conflict. The container name "/{new_name}" is already in use by container "{clash.id}". You have to remove (or rename) that container to be able to reuse that name.')
+            raise EngineError(
+                409,
+                IN_USE.format(new_name, clash.id),
+            )
         old_log = self.log_path(container.name)
         if old_log.exists():
             old_log.replace(self.log_path(new_name))

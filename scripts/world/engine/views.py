@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from scripts.world.state import Container, EngineState, Image, Network, Volume
@@ -18,7 +18,7 @@ def iso(t: float) -> str:
     """RFC 3339 with nanoseconds, as Go's time.RFC3339Nano prints UTC."""
     if not t:
         return ZERO_TIME
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(round((t % 1) * 1e9)) % 1_000_000_000:09d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{round((t % 1) * 1e9) % 1_000_000_000:09d}Z"
 
 
 def human_duration(seconds: float) -> str:
@@ -78,7 +78,14 @@ def endpoint_doc(engine: EngineState, c: Container, name: str) -> dict[str, Json
 def mount_doc(engine: EngineState, c: Container) -> list[dict[str, Json]]:
     docs = []
     for m in c.mounts:
-        doc: dict[str, Json] = {"Type": m.type, "Source": m.source, "Destination": m.target, "Mode": "ro" if m.read_only else "", "RW": not m.read_only, "Propagation": "rprivate" if m.type == "bind" else ""}
+        doc: dict[str, Json] = {
+            "Type": m.type,
+            "Source": m.source,
+            "Destination": m.target,
+            "Mode": "ro" if m.read_only else "",
+            "RW": not m.read_only,
+            "Propagation": "rprivate" if m.type == "bind" else "",
+        }
         if m.type == "volume":
             doc |= {"Name": m.source, "Source": f"/var/lib/docker/volumes/{m.source}/_data", "Driver": "local", "Mode": "z"}
         docs.append(doc)
@@ -92,9 +99,11 @@ def ports(c: Container) -> list[dict[str, Json]]:
         return out
     for spec, bindings in sorted((c.host_config.get("PortBindings") or {}).items()):
         private, _, proto = spec.partition("/")
-        for b in bindings or []:
-            for ip in ("0.0.0.0", "::"):
-                out.append({"IP": ip, "PrivatePort": int(private), "PublicPort": int(b.get("HostPort") or private), "Type": proto or "tcp"})
+        out.extend(
+            {"IP": ip, "PrivatePort": int(private), "PublicPort": int(b.get("HostPort") or private), "Type": proto or "tcp"}
+            for b in bindings or []
+            for ip in ("0.0.0.0", "::")
+        )
     return out
 
 
@@ -141,7 +150,13 @@ def container_inspect(engine: EngineState, c: Container) -> dict[str, Json]:
 def network_inspect(engine: EngineState, net: Network) -> dict[str, Json]:
     """GET /networks/{id}: Containers lists the active endpoints (running containers)."""
     members = {
-        c.id: {"Name": c.name, "EndpointID": c.endpoints[net.name].endpoint_id, "MacAddress": c.endpoints[net.name].mac, "IPv4Address": f"{c.endpoints[net.name].ip}/16", "IPv6Address": ""}
+        c.id: {
+            "Name": c.name,
+            "EndpointID": c.endpoints[net.name].endpoint_id,
+            "MacAddress": c.endpoints[net.name].mac,
+            "IPv4Address": f"{c.endpoints[net.name].ip}/16",
+            "IPv6Address": "",
+        }
         for c in engine.containers.values()
         if net.name in c.endpoints and c.run.status == "running"
     }
@@ -205,7 +220,7 @@ def label_match(labels: Mapping[str, str], wanted: list[str]) -> bool:
 
 def container_matches(engine: EngineState, c: Container, filters: Mapping[str, list[str]]) -> bool:
     """The daemon's container filters; every key must match one of its values (labels: all of them)."""
-    checks = {
+    checks: dict[str, Callable[[list[str]], bool]] = {
         "label": lambda vs: label_match(c.labels, vs),
         "name": lambda vs: any(re.search(v, f"/{c.name}") for v in vs),
         "id": lambda vs: any(c.id.startswith(v) for v in vs),
@@ -224,7 +239,7 @@ def container_matches(engine: EngineState, c: Container, filters: Mapping[str, l
 
 
 def network_matches(net: Network, filters: Mapping[str, list[str]]) -> bool:
-    checks = {
+    checks: dict[str, Callable[[list[str]], bool]] = {
         "label": lambda vs: label_match(net.labels, vs),
         "name": lambda vs: any(re.search(v, net.name) for v in vs),
         "id": lambda vs: any(net.id.startswith(v) for v in vs),
@@ -242,7 +257,7 @@ def network_matches(net: Network, filters: Mapping[str, list[str]]) -> bool:
 
 
 def volume_matches(v: Volume, filters: Mapping[str, list[str]]) -> bool:
-    checks = {
+    checks: dict[str, Callable[[list[str]], bool]] = {
         "label": lambda vs: label_match(v.labels, vs),
         "name": lambda vs: any(re.search(x, v.name) for x in vs),
         "driver": lambda vs: v.driver in vs,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from scripts.world import state as world_state
 from scripts.world.fakes import AppContext
@@ -43,11 +44,10 @@ class Refused(Exception):
     """A statement of a Django shell program that this world does not model."""
 
 
-@dataclass(frozen=True, slots=True)
 class Authentik:
-    repository: str = REPOSITORY
-    tags: tuple[str, ...] = ("2026.2.1",)
-    config: ImageConfig = ImageConfig(
+    repository = REPOSITORY
+    tags = ("2026.2.1",)
+    config = ImageConfig(
         entrypoint=ENTRYPOINT,
         env=("PATH=/ak-root/venv/bin:/lifecycle:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONUNBUFFERED=1", "TMPDIR=/dev/shm/"),
         working_dir="/",
@@ -110,7 +110,7 @@ def django_shell(box: Box, env: Mapping[str, str], stdin: bytes) -> Output:
     except SyntaxError as e:
         return Output(1, stderr=f'  File "<stdin>", line {e.lineno}\nSyntaxError: {e.msg}\n'.encode())
     if "authentik" not in box.apps or "users" not in box.apps["authentik"]:
-        return Output(1, stderr=b"django.db.utils.ProgrammingError: relation \"authentik_core_user\" does not exist\n")
+        return Output(1, stderr=b'django.db.utils.ProgrammingError: relation "authentik_core_user" does not exist\n')
     names: dict[str, object] = {}
     out: list[str] = []
     try:
@@ -119,7 +119,7 @@ def django_shell(box: Box, env: Mapping[str, str], stdin: bytes) -> Output:
     except Refused as e:
         return Output(125, "".join(out).encode(), f"Django shell: {e}: not modelled in this world\n".encode())
     except LookupError as e:
-        return Output(1, "".join(out).encode(), f"Traceback (most recent call last):\n  File \"<stdin>\", line {e.args[1]}, in <module>\n{e.args[0]}\n".encode())
+        return Output(1, "".join(out).encode(), f'Traceback (most recent call last):\n  File "<stdin>", line {e.args[1]}, in <module>\n{e.args[0]}\n'.encode())
     return Output(0, "".join(out).encode())
 
 
@@ -134,7 +134,7 @@ class TokenRef:
     identifier: str
 
 
-def run_statement(node: ast.stmt, names: dict[str, object], apps: dict[str, object], out: list[str]) -> None:
+def run_statement(node: ast.stmt, names: dict[str, object], apps: dict[str, Any], out: list[str]) -> None:
     """One top-level statement: an import from authentik.core.models, a user lookup, the token's update_or_create, a print."""
     where = f"line {node.lineno}: {ast.unparse(node).splitlines()[0]}"
     if isinstance(node, ast.ImportFrom) and node.module == MODELS and all(a.name in ("User", "Token", "TokenIntents") for a in node.names):
@@ -147,12 +147,17 @@ def run_statement(node: ast.stmt, names: dict[str, object], apps: dict[str, obje
             assert isinstance(value, ast.Call)
             kwargs = keywords(value, where)
             username = constant(kwargs.get("username"), where)
-            users = apps["authentik"]["users"]  # type: ignore[index]  # the fake's section, seeded above
+            users = apps["authentik"]["users"]
             if username not in users:
                 raise LookupError("authentik.core.models.User.DoesNotExist: User matching query does not exist.", node.lineno)
-            names[target.id] = UserRef(username)
+            names[target.id] = UserRef(str(username))
             return
-        if isinstance(target, ast.Tuple) and len(target.elts) == 2 and all(isinstance(e, ast.Name) for e in target.elts) and is_call(value, names, "Token", "update_or_create"):
+        if (
+            isinstance(target, ast.Tuple)
+            and len(target.elts) == 2
+            and all(isinstance(e, ast.Name) for e in target.elts)
+            and is_call(value, names, "Token", "update_or_create")
+        ):
             assert isinstance(value, ast.Call)
             token_name, created_name = (e.id for e in target.elts if isinstance(e, ast.Name))
             kwargs = keywords(value, where)
@@ -161,15 +166,16 @@ def run_statement(node: ast.stmt, names: dict[str, object], apps: dict[str, obje
             if kwargs or not isinstance(defaults, ast.Dict):
                 raise Refused(f"{where} (only identifier= and a defaults={{...}} dict are modelled)")
             fields = {constant(k, where): v for k, v in zip(defaults.keys, defaults.values, strict=True)}
-            user = names.get(fields.pop("user").id) if isinstance(fields.get("user"), ast.Name) else None  # type: ignore[union-attr]
+            user_node = fields.pop("user", None)
+            user = names.get(user_node.id) if isinstance(user_node, ast.Name) else None
             intent_node = fields.pop("intent", None)
             expiring = constant(fields.pop("expiring", ast.Constant(True)), where)
             description = constant(fields.pop("description", ast.Constant("")), where)
             if not isinstance(user, UserRef) or fields or not is_intent(intent_node, names):
                 raise Refused(f"{where} (the defaults must name a user looked up above, an intent from TokenIntents and at most expiring and description)")
             assert isinstance(intent_node, ast.Attribute)
-            key, created = fake.update_or_create_token(apps, identifier, user.username, INTENTS[intent_node.attr], bool(expiring), str(description))  # type: ignore[arg-type]  # the shared state dict
-            names[token_name] = TokenRef(key, identifier)
+            key, created = fake.update_or_create_token(apps, str(identifier), user.username, INTENTS[intent_node.attr], bool(expiring), str(description))
+            names[token_name] = TokenRef(key, str(identifier))
             names[created_name] = created
             return
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) and node.value.func.id == "print":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from scripts.world import caddy
 from scripts.world.images.base import Box, Crashed, ImageConfig, NotStarted, Outcome, Output, Program, Running, unmodelled
@@ -27,11 +26,10 @@ def log_line(level: str, msg: str, **fields: object) -> str:
     return json.dumps({"level": level, "ts": round(time.time(), 6), "msg": msg, **fields})
 
 
-@dataclass(frozen=True, slots=True)
 class Caddy:
-    repository: str = "caddy"
-    tags: tuple[str, ...] = ("2-alpine", "2")
-    config: ImageConfig = ImageConfig(
+    repository = "caddy"
+    tags = ("2-alpine", "2")
+    config = ImageConfig(
         cmd=RUN,
         env=("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *(f"{k}={v}" for k, v in caddy.IMAGE_ENV.items())),
         working_dir="/srv",

@@ -38,7 +38,7 @@ def common_program(argv: tuple[str, ...], *, busybox: bool) -> Program | None:
     if not argv:
         return None
     name, args = argv[0], argv[1:]
-    if name == "env" and not args or name == "printenv":
+    if (name == "env" and not args) or name == "printenv":
         return _printenv(args)
     if name == "cat" and args and not any(a.startswith("-") for a in args):
         return _cat(args, busybox)

@@ -18,10 +18,9 @@ from __future__ import annotations
 import posixpath
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pydantic import PositiveInt, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scripts.world.fixtures import REFLECTOR_CHECKOUT
 from scripts.world.images.base import Box, Crashed, ImageConfig, NotStarted, Outcome, Program, Running
@@ -43,8 +42,8 @@ IMAGE_KEY = REFLECTOR_CHECKOUT / "server" / "reflector" / "auth" / "jwt" / "keys
 class Settings(BaseSettings):
     """The part of server/reflector/settings.py that the world reads, with Reflector's types and defaults.
 
-    Built from the container's environment only (never this process's); field names match the
-    environment case-insensitively, as pydantic-settings does by default."""
+    Validated from the container's environment only (model_validate reads no environment or .env
+    of this process); field names match it case-insensitively, as pydantic-settings does by default."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -59,21 +58,10 @@ class Settings(BaseSettings):
     PUBLIC_DATA_RETENTION_DAYS: PositiveInt = 7
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
-
-    @classmethod
     def of(cls, env: Mapping[str, str]) -> Settings:
         """Validate the container's environment as the backend does at import (raises pydantic's ValidationError)."""
         lowered = {k.lower(): v for k, v in env.items()}
-        return cls(**{name: lowered[name.lower()] for name in cls.model_fields if name.lower() in lowered})
+        return cls.model_validate({name: lowered[name.lower()] for name in cls.model_fields if name.lower() in lowered})
 
 
 def traceback(frame: str, code: str, error: str) -> tuple[str, ...]:
@@ -85,13 +73,12 @@ def stamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
 
 
-@dataclass(frozen=True, slots=True)
 class Backend:
     """monadicalsas/reflector-backend: `runserver.sh` runs server, worker or beat by ENTRYPOINT."""
 
-    repository: str = BACKEND
-    tags: tuple[str, ...] = ("latest", "0.34.0")
-    config: ImageConfig = ImageConfig(
+    repository = BACKEND
+    tags = ("latest", "0.34.0")
+    config = ImageConfig(
         cmd=RUNSERVER,
         env=("PATH=/root/.local/bin/:/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONUNBUFFERED=1", "LANG=C.UTF-8"),
         working_dir=WORKDIR,
@@ -163,13 +150,12 @@ class Backend:
         return common_program(argv, busybox=False)
 
 
-@dataclass(frozen=True, slots=True)
 class Frontend:
     """monadicalsas/reflector-frontend: Next.js reads its settings at request time, so it always starts."""
 
-    repository: str = FRONTEND
-    tags: tuple[str, ...] = ("latest", "0.34.0")
-    config: ImageConfig = ImageConfig(
+    repository = FRONTEND
+    tags = ("latest", "0.34.0")
+    config = ImageConfig(
         cmd=("node", "server.js"),
         env=("PATH=/pnpm:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV=production", "PORT=3000", "HOSTNAME=0.0.0.0"),
         working_dir="/app",
@@ -178,6 +164,7 @@ class Frontend:
         healthcheck=("CMD-SHELL", "wget --no-verbose --tries=1 --spider http://127.0.0.1:3000/api/health || exit 1"),
         log_stream=1,
     )
+
     def files(self) -> Mapping[str, str]:
         return {}
 

@@ -11,7 +11,6 @@ directory (postgres writes PG_VERSION there at initdb, which is how Authentik te
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from scripts.world.images.base import Box, Crashed, ImageConfig, NotStarted, Outcome, Program, Running
 from scripts.world.images.common import common_program
@@ -24,11 +23,10 @@ def not_found(argv: tuple[str, ...]) -> NotStarted:
     return NotStarted(f'exec: "{argv[0] if argv else ""}": executable file not found in $PATH')
 
 
-@dataclass(frozen=True, slots=True)
 class Postgres:
-    repository: str = "postgres"
-    tags: tuple[str, ...] = tuple(PG_VERSIONS)
-    config: ImageConfig = ImageConfig(
+    repository = "postgres"
+    tags = tuple(PG_VERSIONS)
+    config = ImageConfig(
         cmd=("postgres",),
         entrypoint=("docker-entrypoint.sh",),
         env=("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=en_US.utf8", f"PGDATA={PGDATA}"),
@@ -50,23 +48,28 @@ class Postgres:
                 1,
                 (
                     "Error: Database is uninitialized and superuser password is not specified.",
-                    '       You must specify POSTGRES_PASSWORD to a non-empty value for the',
+                    "       You must specify POSTGRES_PASSWORD to a non-empty value for the",
                     '       superuser. For example, "-e POSTGRES_PASSWORD=password" on "docker run".',
                 ),
             )
         version = PG_VERSIONS.get(box.container.image.rsplit(":", 1)[-1], "17")
         box.write(f"{PGDATA}/PG_VERSION", version + "\n")
-        return Running(log=(f"The files belonging to this database system will be owned by user \"postgres\".", "PostgreSQL init process complete; ready for start up.", "database system is ready to accept connections"))
+        return Running(
+            log=(
+                'The files belonging to this database system will be owned by user "postgres".',
+                "PostgreSQL init process complete; ready for start up.",
+                "database system is ready to accept connections",
+            )
+        )
 
     def program(self, argv: tuple[str, ...]) -> Program | None:
         return common_program(argv, busybox=True)
 
 
-@dataclass(frozen=True, slots=True)
 class Redis:
-    repository: str = "redis"
-    tags: tuple[str, ...] = ("7.2-alpine",)
-    config: ImageConfig = ImageConfig(cmd=("redis-server",), entrypoint=("docker-entrypoint.sh",), working_dir="/data", exposed_ports=("6379/tcp",), log_stream=1)
+    repository = "redis"
+    tags = ("7.2-alpine",)
+    config = ImageConfig(cmd=("redis-server",), entrypoint=("docker-entrypoint.sh",), working_dir="/data", exposed_ports=("6379/tcp",), log_stream=1)
 
     def files(self) -> Mapping[str, str]:
         return {}
@@ -80,13 +83,12 @@ class Redis:
         return common_program(argv, busybox=True)
 
 
-@dataclass(frozen=True, slots=True)
 class DocsSite:
     """The `docs` service's image, built from docs/Dockerfile (nginx serving the built site)."""
 
-    repository: str = "reflector-docs"
-    tags: tuple[str, ...] = ("latest",)
-    config: ImageConfig = ImageConfig(
+    repository = "reflector-docs"
+    tags = ("latest",)
+    config = ImageConfig(
         cmd=("nginx", "-g", "daemon off;"),
         entrypoint=("/docker-entrypoint.sh",),
         exposed_ports=("80/tcp",),
