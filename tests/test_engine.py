@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.world import checks
 from scripts.world import state as worldmod
 from tests.hostworld import AUTHENTIK_BLOCK, PROD, HostWorld, host_world
 
@@ -411,3 +412,17 @@ def test_state_holds_no_stale_socket_after_stop(tmp_path: Path) -> None:
     with pytest.raises(StopIteration):
         next(gen)
     assert not os.path.lexists(w.socket)
+
+
+def test_retention_check_tells_public_mode_without_a_chosen_retention(w: HostWorld) -> None:
+    """`check public-data-retention days=N` fails a step that turns public mode on and leaves the 7-day default, and passes once N is set."""
+    assert checks.run_check("public-data-retention", {"days": "30"}, w.home, w.world) == (True, "public mode is off in beat: no clean-up of public data is scheduled")
+    backend_env(w, "PUBLIC_MODE=true\n")
+    w.docker(*PROD, "up", "-d", "beat")
+    ok, detail = checks.run_check("public-data-retention", {"days": "30"}, w.home, w.world)
+    assert not ok
+    assert "older than 7 days, the default, which the page never chose; set PUBLIC_DATA_RETENTION_DAYS=30" in detail
+    backend_env(w, "PUBLIC_DATA_RETENTION_DAYS=30\n")
+    w.docker(*PROD, "up", "-d", "beat")
+    assert checks.run_check("public-data-retention", {"days": "30"}, w.home, w.world)[0]
+    assert not checks.run_check("public-data-retention", {"days": "14"}, w.home, w.world)[0]

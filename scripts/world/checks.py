@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.world import caddy, compose
+from scripts.world.images import reflector
 from scripts.world.state import CADDY_CONTAINER, Container, read_engine, read_state
 
 Result = tuple[bool, str]
@@ -214,6 +215,32 @@ def containers_current(args: dict[str, str], home: Path, world: Path) -> Result:
     if stale:
         return False, f"{', '.join(stale)} still run(s) an older configuration than the compose and .env files give: recreate them"
     return True, f"every container of {model['name']} is current"
+
+
+@check("public-data-retention")
+def public_data_retention(args: dict[str, str], home: Path, world: Path) -> Result:
+    """With public mode on, the running beat schedules the nightly clean-up with the retention the step means, set explicitly.
+
+    Reflector 0.34.0's worker/app.py adds `cleanup_old_public_data` at 03:00 UTC when PUBLIC_MODE is
+    true; it deletes every transcript without an owner (without sign-in: all of them) older than
+    PUBLIC_DATA_RETENTION_DAYS, 7 by default (settings.py). A step that turns public mode on must
+    choose that number, not inherit it. `days=N` is the retention the page means."""
+    beat = read_engine(world).container_named(args.get("container", "reflector-beat-1"))
+    if beat is None or not beat.running:
+        return False, f"{args.get('container', 'reflector-beat-1')} is not running, so nothing tells what it schedules"
+    settings = reflector.Settings.of(beat.env)
+    if not settings.PUBLIC_MODE:
+        return True, "public mode is off in beat: no clean-up of public data is scheduled"
+    explicit = any(k.lower() == "public_data_retention_days" for k in beat.env)
+    days = settings.PUBLIC_DATA_RETENTION_DAYS
+    if not explicit:
+        return False, (
+            f"PUBLIC_MODE is on in {beat.name}: every night at {reflector.CLEANUP_HOUR_UTC:02d}:00 UTC it deletes each transcript without an owner "
+            f"older than {days} days, the default, which the page never chose; set PUBLIC_DATA_RETENTION_DAYS={args['days']}"
+        )
+    if days != int(args["days"]):
+        return False, f"{beat.name} deletes ownerless transcripts after {days} days, not the {args['days']} the page means"
+    return True, f"{beat.name} deletes ownerless transcripts older than {days} days, nightly at {reflector.CLEANUP_HOUR_UTC:02d}:00 UTC"
 
 
 @check("caddy-route")
