@@ -154,6 +154,14 @@ def kill_and_wait(pids: list[int]) -> None:
         os.close(fd)
 
 
+def group_of(pid: int) -> int | None:
+    """The process group of `pid`, or None once it has exited."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
@@ -233,8 +241,11 @@ class Executor:
         if not exited:
             signal_group(proc.pid, signal.SIGTERM)
             output.read_until_exit(proc.pid, time.perf_counter() + GRACE)
-            # A timed-out snippet's whole group goes, stragglers that ignored SIGTERM included.
+            # A timed-out snippet's whole group goes, stragglers that ignored SIGTERM included; wait until
+            # they are gone, so that a loaded machine's slow SIGKILL delivery does not make them "leftovers".
+            group = [p.pid for p in processes(self.own) if group_of(p.pid) == proc.pid]
             signal_group(proc.pid, signal.SIGKILL)
+            kill_and_wait(group)
         status = proc.wait()
         leftover = self.sweep()
         text = output.drain()
