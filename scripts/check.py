@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from scripts import replay
 from scripts import snippets as sn
+from scripts.contract import check_traffic
 from scripts.sandbox import World
 
 REPO = Path(__file__).resolve().parent.parent
@@ -254,11 +255,15 @@ class PageRun:
     def execute_shell(self, s: sn.Snippet) -> Verdict:
         assert self.world is not None
         timeout = s.timeout or DEFAULT_TIMEOUT
+        traffic: list[dict[str, Any]] = []
         for b in s.before:
             res = self.world.check(b.name, dict(b.args))
+            traffic += res.traffic
             if not res.ok:
-                return Verdict(s, "failed", f"the reader's step before it ({b.name}) failed: {res.detail}")
+                reason = f"the reader's step before it ({b.name}) failed: {res.detail}"
+                return Verdict(s, "failed", "\n".join([reason, *check_traffic(traffic, s.id)]))
         r = self.world.run(s.id, s.text, timeout)
+        traffic += r.traffic
         standins = tuple(sorted({c.get("tool", "?") for c in r.standins}))
         base = {"seconds": r.seconds, "output": r.output, "standins": standins}
         problems: list[str] = []
@@ -287,11 +292,14 @@ class PageRun:
             for c in s.checks:
                 args = dict(c.args)
                 res = self.world.check(c.name, args)
+                traffic += res.traffic
                 done_checks.append(c.name)
                 if not res.ok:
                     problems.append(f"check {c.name} failed: {res.detail}")
                     break
         problems += [f"shellcheck {f.code} at {s.page}:{f.line}: {f.message}" for f in self.findings.get(s.id, [])]
+        # The world itself is on trial too: a fake that answered unlike the real service makes the verdict worthless.
+        problems += check_traffic(traffic, s.id)
         if problems:
             return Verdict(s, "failed", "\n".join(problems), checks=tuple(done_checks), **base)  # type: ignore[arg-type]
         return Verdict(s, "passed", checks=tuple(done_checks), **base)  # type: ignore[arg-type]
@@ -308,8 +316,9 @@ class PageRun:
             res = self.world.check("config-contains", {"file": s.verify, "content": s.source, "format": fmt})
             name = f"verify {s.verify}"
         secs = time.perf_counter() - started
-        if not res.ok:
-            return Verdict(s, "failed", f"{name}: {res.detail}", seconds=secs, checks=(name,))
+        problems = ([f"{name}: {res.detail}"] if not res.ok else []) + check_traffic(res.traffic, s.id)
+        if problems:
+            return Verdict(s, "failed", "\n".join(problems), seconds=secs, checks=(name,))
         return Verdict(s, "passed", seconds=secs, checks=(name,))
 
     def close(self) -> None:

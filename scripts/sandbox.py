@@ -95,6 +95,7 @@ class RunResult:
     seconds: float
     standins: tuple[dict[str, Any], ...]
     leftover: tuple[str, ...]
+    traffic: tuple[dict[str, Any], ...] = ()  # what the fakes answered meanwhile (Exchange records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class CheckResult:
 
     ok: bool
     detail: str
+    traffic: tuple[dict[str, Any], ...] = ()  # what the fakes answered meanwhile (Exchange records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,18 +445,18 @@ class World:
         r = self.request("run", timeout + GRACE + SLACK, id=id, script=script, timeout=timeout)
         return RunResult(
             id=id, rc=r["rc"], timed_out=bool(r["timed_out"]), output=r["output"], seconds=float(r["seconds"]),
-            standins=tuple(r["standins"]), leftover=tuple(r["leftover"]),
+            standins=tuple(r["standins"]), leftover=tuple(r["leftover"]), traffic=tuple(r.get("traffic", ())),
         )  # fmt: skip
 
     def check(self, name: str, args: Mapping[str, Any], timeout: float = 120.0) -> CheckResult:
         """Run the effect check `name` (scripts/world/checks.py) inside the world."""
         r = self.request("check", timeout, name=name, args=dict(args))
-        return CheckResult(bool(r["ok"]), str(r["detail"]))
+        return CheckResult(bool(r["ok"]), str(r["detail"]), tuple(r.get("traffic", ())))
 
     def apply(self, path: str, content: str, format: str, mode: str, timeout: float = 60.0) -> CheckResult:  # noqa: A002 - the protocol's field name
         """Apply a config fence to the world file at `path` (relative to HOME) and validate it."""
         r = self.request("apply", timeout, path=path, content=content, format=format, mode=mode)
-        return CheckResult(bool(r["ok"]), str(r["detail"]))
+        return CheckResult(bool(r["ok"]), str(r["detail"]), tuple(r.get("traffic", ())))
 
     def fault(self, name: str, args: Mapping[str, Any], timeout: float = 30.0) -> CheckResult:
         """Inject a fault into the fakes or the world."""

@@ -21,6 +21,7 @@ import urllib3.util.connection
 from authlib.integrations.requests_client import OAuth2Session
 from jose import jwt
 
+from scripts.contract import check_traffic
 from scripts.world import state as real_world
 from scripts.world.fakes import server, tls
 
@@ -101,8 +102,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """A world with Authentik (server + worker with bootstrap env), Reflector's server and web, all running."""
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[World]:
+    """A world with Authentik (server + worker with bootstrap env), Reflector's server and web, all running; its traffic is contract-checked."""
     world_dir = tmp_path / "world"
     world_dir.mkdir()
     fixtures = tmp_path / "fixtures"
@@ -163,6 +164,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         yield World(world_dir, stub, handle, world_dir / "ca.pem")
     finally:
         handle.stop()
+    # Whatever a test made the fakes say is held to the real services' contracts, as the doc tests' traffic is.
+    traffic = world_dir / "traffic.jsonl"
+    records = [json.loads(line) for line in traffic.read_text().splitlines()] if traffic.exists() else []
+    found = check_traffic(records, request.node.nodeid)
+    assert not found, "\n".join(found)
 
 
 def admin(world: World) -> requests.Session:
@@ -172,7 +178,7 @@ def admin(world: World) -> requests.Session:
 
 
 def mapping_pks(world: World, *scopes: str) -> list[str]:
-    results = admin(world).get(f"{AK}/api/v3/propertymappings/all/").json()["results"]
+    results = admin(world).get(f"{AK}/api/v3/propertymappings/provider/scope/").json()["results"]
     return [m["pk"] for m in results if m["scope_name"] in scopes]
 
 
@@ -466,7 +472,7 @@ def test_api_provider_create_duplicate_then_patch(world: World) -> None:
     """The setup script's second run: POST says "already exists", so it looks the provider up by name and PATCHes it."""
     first = make_application(world)
     s = admin(world)
-    again = s.post(f"{AK}/api/v3/providers/oauth2/", json={k: first[k] for k in ("name", "authorization_flow", "invalidation_flow")})
+    again = s.post(f"{AK}/api/v3/providers/oauth2/", json={k: first[k] for k in ("name", "authorization_flow", "invalidation_flow", "redirect_uris")})
     assert (again.status_code, again.json()) == (400, {"name": ["o auth2 provider with this name already exists."]})
     found = s.get(f"{AK}/api/v3/providers/oauth2/", params={"name": "Reflector"}).json()["results"]
     assert [(p["pk"], p["client_id"], p["assigned_application_slug"]) for p in found] == [(first["pk"], "reflector", "reflector")]
@@ -490,7 +496,7 @@ def test_api_validates_provider_fields(world: World) -> None:
     no_url = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"redirect_uris": [{"matching_mode": "strict"}]})
     assert no_url.json() == {"redirect_uris": [{"url": ["This field is required."]}]}
     missing = s.post(f"{AK}/api/v3/providers/oauth2/", json={"name": "Y"})
-    assert set(missing.json()) == {"authorization_flow", "invalidation_flow"}
+    assert set(missing.json()) == {"authorization_flow", "invalidation_flow", "redirect_uris"}
     bad_validity = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"access_token_validity": "1h"})
     assert "access_token_validity" in bad_validity.json()
 

@@ -15,3 +15,11 @@ def test_authentik_version_is_the_fixture_compose_files_tag() -> None:
     compose = (ROOT / "scripts" / "world" / "fixtures" / "authentik" / "compose.yml").read_text()
     tags = set(re.findall(r"\$\{AUTHENTIK_TAG:-([^}]+)\}", compose))
     assert tags == {versions.AUTHENTIK}
+
+
+def test_authentik_client_is_the_release_of_the_served_version() -> None:
+    """The contract check is only as good as its schema: authentik-client must be the release of the Authentik the world serves."""
+    from scripts.contract.authentik_api import installed_version
+
+    pins = re.findall(r"^authentik-client==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    assert (pins, installed_version()) == ([versions.AUTHENTIK], versions.AUTHENTIK)

@@ -26,6 +26,7 @@ SESSION = WORLD / "session"
 STATE = SESSION / "state.sh"
 LOADER = SESSION / "loader.sh"
 CALLS = WORLD / "calls.jsonl"
+TRAFFIC = WORLD / "traffic.jsonl"  # written by the fakes' front (scripts/world/fakes/server.py)
 STANDINS = ("docker", "sudo", "ssh", "nano")
 
 GRACE = 1.0  # seconds between SIGTERM and SIGKILL when a snippet times out
@@ -173,6 +174,7 @@ class Executor:
         self.checks: ModuleType | None = None
         self.checks_looked_up = False
         self.own = frozenset({1, os.getpid()})
+        self.traffic_offset = 0
 
     def setup(self) -> None:
         for sub in ("log", "bin", "snippets", "session"):
@@ -305,7 +307,25 @@ class Executor:
 
     # -- protocol --------------------------------------------------------------------------------
 
+    def traffic(self) -> list[Any]:
+        """The fakes' exchanges recorded since the last call (whole lines only), for the host's contract check."""
+        try:
+            with open(TRAFFIC, "rb") as f:
+                f.seek(self.traffic_offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.traffic_offset += len(complete)
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        response = self.dispatch(request)
+        if request.get("op") in ("run", "check", "apply"):
+            response["traffic"] = self.traffic()
+        return response
+
+    def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "run":
             return self.run(str(request["id"]), str(request["script"]), float(request["timeout"]))
