@@ -586,7 +586,7 @@ def test_fault_authentik_down_is_a_502_from_caddy(world: World) -> None:
     assert "connection refused" in world.log("caddy.log")
     assert world.session().get(f"{API}/health").status_code == 200
     world.handle.fault("clear", {})
-    assert world.session().get(f"{AK}/-/health/live/").status_code == 200
+    assert world.session().get(f"{AK}/-/health/live/").status_code == 204
 
 
 def test_fault_authentik_slow_delays_its_answers(world: World) -> None:
@@ -636,7 +636,7 @@ def test_real_world_routing_reaches_authentik_through_caddy(tmp_path: Path) -> N
     handle = server.start(tmp_path, port=0)
     try:
         context = ssl.create_default_context(cafile=tmp_path / "ca.pem")
-        for host, path, status in (("authentik.example.com", "/-/health/live/", b"200"), ("api.example.com", "/health", b"502")):
+        for host, path, status in (("authentik.example.com", "/-/health/live/", b"204"), ("api.example.com", "/health", b"502")):
             with socket.create_connection(handle.address) as raw, context.wrap_socket(raw, server_hostname=host) as conn:
                 conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
                 assert conn.recv(100).startswith(b"HTTP/1.1 " + status)

@@ -147,6 +147,8 @@ INVALID_GRANT = (
     "The provided authorization grant or refresh token is invalid, expired, revoked, does not match the "
     "redirection URI used in the authorization request, or was issued to another client"
 )
+INVALID_TOKEN = "The access token provided is expired, revoked, malformed, or invalid for other reasons."
+INVALID_SCOPE = "The requested scope is invalid, unknown, or malformed."
 INVALID_CLIENT = "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method)"
 
 Handler = Callable[[Request, AppContext, dict[str, Any], re.Match[str]], Response]
@@ -400,6 +402,16 @@ def _redirect_allowed(provider: dict[str, Any], uri: str) -> bool:
     return False
 
 
+def _redirect_listed(provider: Mapping[str, Any], uri: str) -> bool:
+    """TokenParams.__check_redirect_uri: strict equality or a regex full match; an empty list matches nothing."""
+    for entry in provider.get("redirect_uris", []):
+        if entry["matching_mode"] == "strict" and entry["url"] == uri:
+            return True
+        if entry["matching_mode"] == "regex" and re.fullmatch(entry["url"], uri):
+            return True
+    return False
+
+
 def _with_query(uri: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(uri)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
@@ -459,8 +471,12 @@ def authorize(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Ma
     return redirect(_with_query(redirect_uri, {"code": code, **extra}))
 
 
+# utils.py TokenResponse: every token endpoint answer, errors included, must never be cached.
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
+
 def _oauth_error(status: int, error: str, description: str) -> Response:
-    return json_response(status, {"error": error, "error_description": description})
+    return json_response(status, {"error": error, "error_description": description}, NO_STORE)
 
 
 def _client(request: Request, ak: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any] | None:
@@ -482,7 +498,7 @@ def _user_claims(ak: Mapping[str, Any], username: str, scopes: list[str]) -> dic
     user = ak["users"][username]
     claims: dict[str, Any] = {}
     if "email" in scopes:
-        claims |= {"email": user["email"], "email_verified": True}
+        claims |= {"email": user["email"], "email_verified": False}  # the 'email' mapping's expression (providers-oauth2.yaml)
     if "profile" in scopes:
         claims |= {
             "name": user["name"],
@@ -537,9 +553,13 @@ def _issue_tokens(
         "auth_time": grant["auth_time"],
         "acr": ACR,
         "amr": ["pwd"],
-    } | _user_claims(ak, grant["user"], scopes)
+    }
+    # IDToken.new (providers/oauth2/id_token.py): the scopes' claims only with include_claims_in_id_token; the
+    # access token is the same IDToken plus azp and uid (to_access_token), so it loses them too.
+    if provider.get("include_claims_in_id_token", True):
+        base |= _user_claims(ak, grant["user"], scopes)
     id_claims = base | ({"nonce": grant["nonce"]} if grant.get("nonce") else {})
-    access = _sign(ctx, provider, base)
+    access = _sign(ctx, provider, id_claims | {"azp": provider["client_id"], "uid": secrets.token_urlsafe(30)[:40]})
     # Expired tokens and codes only grow state.json, which every request rewrites.
     ak["access_tokens"] = {k: v for k, v in ak["access_tokens"].items() if v["exp"] >= now}
     ak["codes"] = {k: v for k, v in ak["codes"].items() if v["expires"] >= now}
@@ -567,7 +587,7 @@ def _issue_tokens(
             "expires": now + validity,
         }
         body["refresh_token"] = refresh
-    return json_response(200, body, (("Cache-Control", "no-store"),))
+    return json_response(200, body, NO_STORE)
 
 
 def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
@@ -579,11 +599,16 @@ def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[
         return _oauth_error(400, "invalid_client", INVALID_CLIENT)
     grant_type = form.get("grant_type")
     if grant_type == "authorization_code":
+        # TokenParams.__post_init_code (providers/oauth2/views/token.py): a missing code, then the redirect URI
+        # against the provider's allowed list (a mismatch is invalid_client), then the code itself.
+        if not form.get("code"):
+            return _oauth_error(400, "invalid_grant", INVALID_GRANT)
+        if not _redirect_listed(provider, form.get("redirect_uri", "")):
+            return _oauth_error(400, "invalid_client", INVALID_CLIENT)
         grant = ak["codes"].pop(form.get("code", ""), None)
         if (
             grant is None
             or grant["client_id"] != provider["client_id"]
-            or grant["redirect_uri"] != form.get("redirect_uri")
             or grant["expires"] < time.time()
             or not _pkce_ok(grant, form.get("code_verifier"))
         ):
@@ -593,10 +618,14 @@ def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[
         grant = ak["refresh_tokens"].get(form.get("refresh_token", ""))
         if grant is None or grant["client_id"] != provider["client_id"] or grant["expires"] < time.time():
             return _oauth_error(400, "invalid_grant", INVALID_GRANT)
-        del ak["refresh_tokens"][form["refresh_token"]]  # Authentik rotates refresh tokens
-        wanted = form.get("scope", "").split()
-        scopes = [s for s in wanted if s in grant["scope"]] if wanted else grant["scope"]
-        return _issue_tokens(request, ctx, ak, provider, grant | {"scope": scopes, "nonce": None})
+        # Requested scopes are first cut to the provider's (__check_scopes); none left means the token's own;
+        # more than the refresh token had, or no offline_access, is invalid_scope (create_refresh_response).
+        allowed = _scope_names(ak, provider)
+        wanted = [s for s in form.get("scope", "").split() if s in allowed] or list(grant["scope"])
+        if set(wanted) - set(grant["scope"]) or "offline_access" not in wanted:
+            return _oauth_error(400, "invalid_scope", INVALID_SCOPE)
+        del ak["refresh_tokens"][form["refresh_token"]]  # Authentik rotates refresh tokens (threshold seconds=0)
+        return _issue_tokens(request, ctx, ak, provider, grant | {"nonce": None})
     return _oauth_error(
         400,
         "unsupported_grant_type",
@@ -619,13 +648,12 @@ def _pkce_ok(grant: Mapping[str, Any], verifier: str | None) -> bool:
 def userinfo(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
     ak = state["authentik"]
     auth = request.header("Authorization") or ""
-    record = ak["access_tokens"].get(auth[7:]) if auth.startswith("Bearer ") else None
+    # extract_access_token and protected_resource_view (providers/oauth2/utils.py): `[Bb]earer <token>` only, and
+    # an error is an empty 401 whose WWW-Authenticate carries the RFC 6750 code and description.
+    found = re.fullmatch(r"[Bb]earer\s(\S+).*", auth)
+    record = ak["access_tokens"].get(found.group(1)) if found else None
     if record is None or record["exp"] < time.time():
-        return json_response(
-            401,
-            {"error": "invalid_token", "error_description": "The access token is invalid or expired"},
-            (("WWW-Authenticate", 'error="invalid_token"'),),
-        )
+        return Response(401, b"", (("WWW-Authenticate", f'error="invalid_token", error_description="{INVALID_TOKEN}"'),))
     claims = {"sub": _subject(ak, record["user"])} | _user_claims(ak, record["user"], record["scope"])
     return json_response(200, claims, (("Access-Control-Allow-Origin", "*"),))
 
@@ -650,7 +678,9 @@ def root(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[s
 
 
 def health(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
-    return Response(200)
+    """Liveness is answered by the Go router itself with 204 (internal/web/proxy.go); readiness by Django's
+    ReadyView with 200 once the database answers (authentik/root/monitoring.py)."""
+    return Response(204 if m.group(1) == "live" else 200)
 
 
 # ---------------------------------------------------------------- API
