@@ -9,6 +9,8 @@ import pytest
 
 from scripts import snippets as sn
 from scripts.check import PageRun, find_shellcheck, load_page, match_output, shellcheck_page
+from scripts.sandbox import RunResult
+from scripts.world.fakes import Exchange, Request, Response
 
 
 @pytest.mark.parametrize(
@@ -104,3 +106,26 @@ def test_after_a_failure_the_rest_of_the_page_is_skipped_with_its_cause(tmp_path
     assert "output differs" in verdicts[1].reason
     assert "three" in verdicts[1].reason
     assert verdicts[2].reason == "earlier step failed at docs/p.md:7"
+
+
+class TrafficWorld:
+    """A world whose fakes answered one step with a token response that lacks token_type (a broken fake)."""
+
+    def run(self, id: str, script: str, timeout: float) -> RunResult:  # noqa: A002 - World.run's signature
+        request = Request("POST", "/application/o/token/", "authentik.example.com", {}, b"grant_type=authorization_code")
+        body = b'{"access_token":"a","id_token":"b"}'
+        response = Response(200, body, (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
+        return RunResult(id, 0, False, "", 0.01, (), (), (Exchange("authentik", request, response).as_json(),))
+
+
+def test_a_step_whose_traffic_breaks_the_contract_fails_naming_the_step(tmp_path: Path) -> None:
+    """The doc tests check every exchange a step causes: a passing command in a lying world is not a pass."""
+    page = write_page(tmp_path, "# P\n\n```bash\ntrue\n```\n")
+    run = PageRun(page, root=tmp_path)
+    run.world = TrafficWorld()  # type: ignore[assignment]  # only run() is used by a plain shell step
+    (step,) = run.steps()
+    verdict = run.step(step)
+    assert (verdict.status, verdict.reason.splitlines()[0]) == (
+        "failed",
+        "contract: token endpoint: response.token_type: Field required (TokenSuccess) (traffic of docs/p.md:3)",
+    )

@@ -666,3 +666,115 @@ def test_backend_answers_preflights_as_starlettes_cors_middleware(env: dict[str,
     got_status, headers = reflector_api.cors_headers(preflight, settings)
     h = dict(headers)
     assert (got_status, h.get("Access-Control-Allow-Origin"), h.get("Access-Control-Allow-Credentials")) == (status, allow_origin, credentials)
+
+
+# ------------------------------------------------------------------ divergences the audit found (issue 11)
+# Each test failed on the fake as it was before (commit 070764c) and passes now; the source it follows is in
+# scripts/world/fakes/authentik.py or reflector_api.py beside the behaviour.
+
+
+def test_list_parameters_that_are_not_declared_filters_are_ignored(world: World) -> None:
+    """django-filter filters only on a ViewSet's declared fields: scope_name is not one of propertymappings/all/'s."""
+    s = admin(world)
+    everything = s.get(f"{AK}/api/v3/propertymappings/all/").json()["pagination"]["count"]
+    undeclared = s.get(f"{AK}/api/v3/propertymappings/all/", params={"scope_name": "offline_access"}).json()
+    declared = s.get(f"{AK}/api/v3/propertymappings/provider/scope/", params={"scope_name": "offline_access"}).json()
+    assert (undeclared["pagination"]["count"], declared["pagination"]["count"]) == (everything, 1)
+    assert everything > 1
+
+
+def test_all_property_mappings_are_every_type_in_the_base_fields(world: World) -> None:
+    """PropertyMappingViewSet lists SAML, SCIM and source mappings too, with no type's own fields (no scope_name)."""
+    results = admin(world).get(f"{AK}/api/v3/propertymappings/all/").json()["results"]
+    kinds = {m["meta_model_name"] for m in results}
+    assert {"authentik_providers_oauth2.scopemapping", "authentik_providers_saml.samlpropertymapping"} <= kinds
+    assert [m["name"] for m in results if "scope_name" in m] == []
+
+
+def test_a_json_api_call_without_the_json_content_type_is_415(world: World) -> None:
+    """Authentik's API parses only JSON: `curl -d` sends application/x-www-form-urlencoded and gets DRF's 415."""
+    make_application(world)
+    s = admin(world)
+    pk = s.get(f"{AK}/api/v3/providers/oauth2/", params={"name": "Reflector"}).json()["results"][0]["pk"]
+    form = s.patch(
+        f"{AK}/api/v3/providers/oauth2/{pk}/",
+        data=json.dumps({"client_secret": "changed"}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (form.status_code, form.json()) == (415, {"detail": 'Unsupported media type "application/x-www-form-urlencoded" in request.'})
+    assert s.get(f"{AK}/api/v3/providers/oauth2/{pk}/").json()["client_secret"] == "reflector-secret"
+
+
+def test_a_provider_needs_redirect_uris_and_credentials_of_at_most_255_characters(world: World) -> None:
+    """OAuth2ProviderSerializer requires redirect_uris; client_id and client_secret are CharField(max_length=255)."""
+    s = admin(world)
+    flow = s.get(f"{AK}/api/v3/flows/instances/", params={"slug": "default-provider-invalidation-flow"}).json()["results"][0]["pk"]
+    body = {"name": "X", "authorization_flow": flow, "invalidation_flow": flow, "redirect_uris": [{"matching_mode": "strict", "url": CALLBACK}]}
+    no_uris = s.post(f"{AK}/api/v3/providers/oauth2/", json={k: v for k, v in body.items() if k != "redirect_uris"})
+    long_id = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"client_id": "i" * 256})
+    long_secret = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"client_secret": "s" * 256})
+    too_long = ["Ensure this field has no more than 255 characters."]
+    assert [(r.status_code, r.json()) for r in (no_uris, long_id, long_secret)] == [
+        (400, {"redirect_uris": ["This field is required."]}),
+        (400, {"client_id": too_long}),
+        (400, {"client_secret": too_long}),
+    ]
+    assert s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"client_secret": "s" * 255}).status_code == 201
+
+
+def test_without_claims_in_the_id_token_the_access_token_has_no_email_and_reflector_answers_500(world: World) -> None:
+    """IDToken.new adds the scopes' claims only with include_claims_in_id_token; Reflector reads payload["email"] (KeyError)."""
+    make_application(world, include_claims_in_id_token=False)
+    token = login(world, oauth_client(world))
+    claims = jwt.get_unverified_claims(token["access_token"])
+    me = world.session().get(f"{API}/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert ("email" in claims, me.status_code, me.text) == (False, 500, "Internal Server Error")
+    assert claims["azp"] == "reflector"
+    assert "KeyError: 'email'" in world.log("reflector-server-1.log")
+
+
+def test_authentik_liveness_answers_204(world: World) -> None:
+    """Authentik's Go router answers /-/health/live/ itself with 204 No Content (internal/web/proxy.go)."""
+    live = world.session().get(f"{AK}/-/health/live/")
+    assert (live.status_code, live.text) == (204, "")
+
+
+def test_the_bearer_scheme_is_case_insensitive_where_the_real_code_lowercases_it(world: World) -> None:
+    """Authentik's API (validate_auth) and Reflector (OAuth2PasswordBearer) lowercase the scheme; userinfo takes [Bb]earer only."""
+    token = reflector_token(world)
+    api = world.session().get(f"{AK}/api/v3/flows/instances/", headers={"Authorization": f"BEARER {BOOT_TOKEN}"})
+    me = world.session().get(f"{API}/v1/me", headers={"Authorization": f"bearer {token}"})
+    userinfo = [world.session().get(f"{AK}/application/o/userinfo/", headers={"Authorization": f"{scheme} {token}"}).status_code for scheme in ("bearer", "BEARER")]
+    assert (api.status_code, me.status_code, userinfo) == (200, 200, [200, 401])
+
+
+def test_a_redirect_uri_outside_the_providers_list_is_invalid_client_at_the_token_endpoint(world: World) -> None:
+    """TokenParams.__check_redirect_uri raises TokenError("invalid_client") before the code is even looked up."""
+    make_application(world)
+    client = oauth_client(world)
+    url, _ = client.create_authorization_url(f"{AK}/application/o/authorize/")
+    location = world.session().get(url, headers={"X-Test-User": "akadmin"}, allow_redirects=False).headers["Location"]
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": f"{APP}/elsewhere", "client_id": "reflector", "client_secret": "reflector-secret"}
+    answer = world.session().post(f"{AK}/application/o/token/", data=form)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
+    assert answer.headers["Cache-Control"] == "no-store"  # TokenResponse, errors included
+
+
+def test_creating_an_api_key_needs_a_json_body_with_a_non_empty_name_or_none(world: World) -> None:
+    """FastAPI: a required body model missing is 422 "Field required"; NonEmptyString rejects ""; `curl -d`'s form
+    Content-Type hands the model raw bytes; with no Content-Type at all the body is read as JSON."""
+    bearer = {"Authorization": f"Bearer {reflector_token(world)}"}
+    s = world.session()
+    missing = s.post(f"{API}/v1/user/api-keys", headers=bearer)
+    empty = s.post(f"{API}/v1/user/api-keys", headers=bearer, json={"name": ""})
+    form = s.post(f"{API}/v1/user/api-keys", headers=bearer | {"Content-Type": "application/x-www-form-urlencoded"}, data='{"name":"x"}')
+    assert (missing.status_code, missing.json()) == (422, {"detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]})
+    assert (empty.status_code, empty.json()) == (
+        422,
+        {"detail": [{"type": "string_too_short", "loc": ["body", "name"], "msg": "String should have at least 1 character", "input": "", "ctx": {"min_length": 1}}]},
+    )
+    assert (form.status_code, form.json()["detail"][0]["type"], form.json()["detail"][0]["loc"]) == (422, "model_attributes_type", ["body"])
+    unnamed = s.post(f"{API}/v1/user/api-keys", headers=bearer | {"Content-Type": "application/json"}, data="{}")
+    untyped = s.post(f"{API}/v1/user/api-keys", headers=bearer, data='{"name":"x"}')  # requests sends no Content-Type
+    assert ((unnamed.status_code, unnamed.json()["name"]), (untyped.status_code, untyped.json()["name"])) == ((200, None), (200, "x"))
