@@ -428,12 +428,16 @@ def test_refresh_token_needs_the_offline_access_mapping(world: World) -> None:
     assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
 
 
-def test_token_endpoint_rejects_a_wrong_secret_and_a_reused_code(world: World) -> None:
+def issued_code(world: World) -> str:
+    """An authorization code for the reflector client, akadmin signed in, as the callback would receive it."""
     make_application(world)
-    client = oauth_client(world)
-    url, _ = client.create_authorization_url(f"{AK}/application/o/authorize/")
+    url, _ = oauth_client(world).create_authorization_url(f"{AK}/application/o/authorize/")
     location = world.session().get(url, headers={"X-Test-User": "akadmin"}, allow_redirects=False).headers["Location"]
-    code = parse_qs(urlsplit(location).query)["code"][0]
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def test_token_endpoint_rejects_a_wrong_secret_and_a_reused_code(world: World) -> None:
+    code = issued_code(world)
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "client_id": "reflector"}
     wrong = world.session().post(f"{AK}/application/o/token/", data=form | {"client_secret": "nope"})
     assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_client")  # Authentik answers every token error with 400 (views/token.py)
@@ -750,11 +754,7 @@ def test_the_bearer_scheme_is_case_insensitive_where_the_real_code_lowercases_it
 
 def test_a_redirect_uri_outside_the_providers_list_is_invalid_client_at_the_token_endpoint(world: World) -> None:
     """TokenParams.__check_redirect_uri raises TokenError("invalid_client") before the code is even looked up."""
-    make_application(world)
-    client = oauth_client(world)
-    url, _ = client.create_authorization_url(f"{AK}/application/o/authorize/")
-    location = world.session().get(url, headers={"X-Test-User": "akadmin"}, allow_redirects=False).headers["Location"]
-    code = parse_qs(urlsplit(location).query)["code"][0]
+    code = issued_code(world)
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": f"{APP}/elsewhere", "client_id": "reflector", "client_secret": "reflector-secret"}
     answer = world.session().post(f"{AK}/application/o/token/", data=form)
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
