@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from scripts import versions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,3 +25,15 @@ def test_authentik_client_is_the_release_of_the_served_version() -> None:
 
     pins = re.findall(r"^authentik-client==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
     assert (pins, installed_version()) == ([versions.AUTHENTIK], versions.AUTHENTIK)
+
+
+@pytest.mark.parametrize("page", ["docs/testing.md", "scripts/README.md"])
+def test_the_modelled_versions_are_stated_where_writers_and_maintainers_read(page: str) -> None:
+    """The writers' page and the modules' contract name the versions the world models, and no others."""
+    text = (ROOT / page).read_text()
+    stated = {
+        "Authentik": set(re.findall(r"Authentik (\d{4}\.\d+\.\d+)", text)),
+        "Reflector": set(re.findall(r"Reflector (\d+\.\d+\.\d+)", text)),
+        "Compose": set(re.findall(r"Compose (\d+\.\d+\.\d+)", text)),
+    }
+    assert stated == {"Authentik": {versions.AUTHENTIK}, "Reflector": {versions.REFLECTOR}, "Compose": {versions.COMPOSE}}
