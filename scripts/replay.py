@@ -36,7 +36,7 @@ from typing import Protocol
 from scripts.sandbox import HOME, WORLD, RunResult
 
 # What a world makes for itself (or records per page) and a snapshot therefore leaves out.
-WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "state.lock", "session/loader.sh", "session/*.new")
+WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "traffic.jsonl", "state.lock", "session/loader.sh", "session/*.new")
 TIMEOUT = 60.0
 MARKER = "REPLAY_SNAPSHOT_END"
 

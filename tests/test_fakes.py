@@ -778,3 +778,12 @@ def test_creating_an_api_key_needs_a_json_body_with_a_non_empty_name_or_none(wor
     unnamed = s.post(f"{API}/v1/user/api-keys", headers=bearer | {"Content-Type": "application/json"}, data="{}")
     untyped = s.post(f"{API}/v1/user/api-keys", headers=bearer, data='{"name":"x"}')  # requests sends no Content-Type
     assert ((unnamed.status_code, unnamed.json()["name"]), (untyped.status_code, untyped.json()["name"])) == ((200, None), (200, "x"))
+
+
+def test_reflector_answers_405_for_a_known_path_with_another_method(world: World) -> None:
+    """Starlette's router: a path some route matches, with a method none takes, is 405, and an unknown path 404."""
+    s = world.session()
+    assert [(r.status_code, r.json()) for r in (s.post(f"{API}/v1/me"), s.get(f"{API}/v1/nothing"))] == [
+        (405, {"detail": "Method Not Allowed"}),
+        (404, {"detail": "Not Found"}),
+    ]

@@ -1,4 +1,11 @@
-"""Fake Authentik: its OAuth2/OIDC provider endpoints and the /api/v3 calls the guide and setup script make."""
+"""Fake Authentik: its OAuth2/OIDC provider endpoints and the /api/v3 calls the guide and setup script make.
+
+Models Authentik 2026.2.1 (scripts/versions.py). The /api/v3 answers follow authentik-client 2026.2.1's models,
+and the contract check (scripts/contract/) holds every answer to them. The behaviour beyond the schema is read
+from goauthentik/authentik's source, named at each place (views/token.py, id_token.py, utils.py, jwks.py,
+api/authentication.py, internal/web/proxy.go, blueprints/system/*.yaml); the copies read were the search index's
+stored versions, whose exact release could not be pinned here.
+"""
 
 from __future__ import annotations
 

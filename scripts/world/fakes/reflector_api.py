@@ -1,4 +1,9 @@
-"""Fake Reflector: the backend's token checks and user/API-key endpoints, and the web app's sign-in pages."""
+"""Fake Reflector: the backend's token checks and user/API-key endpoints, and the web app's sign-in pages.
+
+Models Reflector 0.34.0 (scripts/versions.py): server/reflector/auth/auth_jwt.py, views/user.py,
+views/user_api_keys.py, settings.py and app.py at tag v0.34.0, served by FastAPI 0.116.1 and pydantic 2.11
+(server/uv.lock); the web app's flags from www/app/lib/features.ts and clientEnv.ts.
+"""
 
 from __future__ import annotations
 
@@ -238,7 +243,14 @@ def _route(request: Request, ctx: AppContext, settings: Settings) -> Response:
             keys = state.setdefault("reflector", {}).setdefault("api_keys", [])
             keys[:] = [k for k in keys if not (k["id"] == m["id"] and k["user_id"] == user["sub"])]
         return json_response(200, {"status": "ok"})  # delete_key treats "no row" as success too
+    if any(re.fullmatch(pattern, path) for pattern in ROUTE_PATHS):
+        # Starlette's router: a path that a route matches with another method is 405, not 404.
+        raise HTTPError(405, "Method Not Allowed")
     raise HTTPError(404, "Not Found")
+
+
+# The paths of the routes modelled above (app.py, views/user.py, views/transcripts.py, views/user_api_keys.py).
+ROUTE_PATHS = (r"/health", r"/v1/me", r"/v1/transcripts", r"/v1/user/api-keys", r"/v1/user/api-keys/[^/]+")
 
 
 class RequestValidation(Exception):
