@@ -1,4 +1,4 @@
-"""Shared fixtures: the guide built once per session, exactly as `make html` builds it."""
+"""Shared fixtures: the guide built once per session, exactly as `make html` builds it; every world's traffic contract-checked."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from scripts.contract import check_traffic
+from scripts.sandbox import World
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -23,6 +28,30 @@ def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"the site does not build (make html fails the same way):\n{proc.stderr}", pytrace=False)
     return out / "html"
+
+
+@pytest.fixture(autouse=True)
+def contract_checked_traffic(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test makes a world's fakes answer (a correction's upstream variant, a troubleshooting
+    reproduction, a fault) is held to the real services' contracts too, not only the doc tests' steps."""
+    seen: list[dict[str, Any]] = []
+
+    def recording(name: str) -> Any:
+        original = getattr(World, name)
+
+        def call(self: World, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            seen.extend(result.traffic)
+            return result
+
+        return call
+
+    for name in ("run", "check", "apply"):
+        monkeypatch.setattr(World, name, recording(name))
+    yield
+    if not request.node.nodeid.startswith("tests/test_docs.py"):  # PageRun already judges each doc step's traffic
+        found = check_traffic(seen, request.node.nodeid)
+        assert not found, "\n".join(found)
 
 
 def pytest_configure(config: pytest.Config) -> None:
