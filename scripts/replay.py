@@ -168,3 +168,16 @@ def run_id() -> str:
 
 
 CACHE = Cache(Path(tempfile.gettempdir()) / f"reflector-replays-{run_id()}")
+
+
+# A new terminal: the world stays as it is, the shell forgets everything. The script drops the
+# executor's saved session (variables, functions, options, umask; see scripts/world/executor.py)
+# and clears its own exit trap, so nothing is saved back; the next step starts in HOME.
+FRESH_SHELL = f'trap - EXIT\nrm -f "{WORLD}/session/state.sh"\nprintf %s "$HOME" > "{WORLD}/session/cwd.new"\n'
+
+
+def fresh_shell(world: Runner) -> None:
+    """Make the world's next step run as the first command of a new terminal on the same server."""
+    r = world.run("replay:new-terminal", FRESH_SHELL, TIMEOUT)
+    if r.rc != 0 or r.timed_out:
+        raise ReplayError(f"opening a new terminal failed (exit {r.rc}):\n{r.output[-2000:]}")
