@@ -147,9 +147,9 @@ def write_outcome(outcome: Outcome, directory: Path | None = None) -> Path:
     return out
 
 
-def applies(ability: str, page: sn.Page) -> bool:
+def applies(ability: str, page: sn.Page, root: Path = REPO) -> bool:
     """Whether the page gives the ability anything to run."""
-    steps = PageRun(page).steps() if page.snippets else []
+    steps = PageRun(page, root=root).steps() if page.snippets else []
     shell = [s for s in steps if s.kind == "shell"]
     if ability == "new-terminal":
         return any(s.new_terminal for s in shell)
@@ -160,16 +160,17 @@ def applies(ability: str, page: sn.Page) -> bool:
     return bool(shell)
 
 
-def run_ability(ability: str, page: sn.Page) -> Outcome:
+def run_ability(ability: str, page: sn.Page, root: Path = REPO) -> Outcome:
+    """Run one ability on one page (whose sources are under `root`)."""
     started = time.perf_counter()
-    fn: dict[str, Callable[[sn.Page], list[Case]]] = {
+    fn: dict[str, Callable[[sn.Page, Path], list[Case]]] = {
         "new-terminal": new_terminal,
         "run-twice": run_twice,
         "counter-worlds": counter_worlds,
         "other-values": other_values,
         "starts-from": starts_from,
     }
-    cases = fn[ability](page)
+    cases = fn[ability](page, root)
     return Outcome(ability, page.path, tuple(cases), time.perf_counter() - started)
 
 
@@ -186,7 +187,9 @@ printf '\036authentik:providers\n'
 jq -cS '.authentik.providers // {}' "$WORLD/state.json"
 )
 """
-_SECRET_KEY = re.compile(r"SECRET|PASS|TOKEN|_KEY$")
+# Settings that hold something generated during setup: secrets, keys, and the client ID (random when the
+# provider is made with curl) with the audience that must equal it.
+_SECRET_KEY = re.compile(r"SECRET|PASS|TOKEN|_KEY$|CLIENT_ID$|AUDIENCE$")
 
 
 def fingerprint(world: World) -> dict[str, str]:
@@ -219,7 +222,7 @@ def _env_pairs(text: str) -> list[tuple[str, str]]:
 
 
 def is_secret(entry: str) -> bool:
-    """A generated secret or key: a secret-looking .env setting, a key file, a provider's client secret or signing key."""
+    """Something generated during setup: a secret, key or client ID in a .env file, a key file, a provider's client secret or signing key."""
     if entry.startswith("authentik:provider:"):
         return entry.endswith((":client_secret", ":signing_key"))
     if entry.endswith(".pem") or "api-key" in entry:
@@ -227,17 +230,21 @@ def is_secret(entry: str) -> bool:
     return ".env:" in entry and bool(_SECRET_KEY.search(entry.rsplit(":", 1)[1]))
 
 
-def _shape(value: str) -> tuple[int, frozenset[str]]:
-    classes = {"lower" if c.islower() else "upper" if c.isupper() else "digit" if c.isdigit() else c for c in value}
-    return len(value), frozenset(classes)
+_ALPHABETS = (("hex", re.compile(r"[0-9a-f]+")), ("base64", re.compile(r"[0-9A-Za-z+/]+=*")), ("urlsafe", re.compile(r"[0-9A-Za-z_-]+")))
+
+
+def _shape(value: str) -> tuple[int, str]:
+    """A random value's length and the smallest alphabet that explains it (as checks.entropy_bits reads secrets)."""
+    return len(value), next((name for name, pattern in _ALPHABETS if pattern.fullmatch(value)), "other")
 
 
 def compare_worlds(plain_end: Mapping[str, str], at_break: Mapping[str, str], other_end: Mapping[str, str]) -> list[str]:
     """How a run interrupted at a break ended differently from the plain run; empty when they agree.
 
     A value the plain run had already at the break must be identical (the same secret, the same
-    setting). A .env value or provider field that the plain run generated after the break is
-    random in both runs: it must be there, with the same length and alphabet.
+    setting). What was generated after the break is random in both runs (a secret in a .env file, a
+    key file, Authentik's object IDs and signing key, so the provider's fields and the saved public
+    key): it must be there, with the same length and alphabet. Settings and other files must be identical.
     """
     problems = []
     for entry in sorted(set(plain_end) | set(other_end)):
@@ -248,7 +255,7 @@ def compare_worlds(plain_end: Mapping[str, str], at_break: Mapping[str, str], ot
             problems.append(f"{entry}: {'only in the interrupted run' if mine is None else 'missing in the interrupted run'}")
             continue
         generated_later = at_break.get(entry) != mine
-        random_value = is_secret(entry) and (".env:" in entry or entry.startswith("authentik:provider:"))
+        random_value = entry.startswith("authentik:provider:") or is_secret(entry)
         if generated_later and random_value and _shape(mine) == _shape(theirs):
             continue
         shown = "(differs)" if is_secret(entry) else f"{mine!r} in the plain run, {theirs!r} here"
@@ -310,44 +317,51 @@ def breaks(page: sn.Page, steps: list[sn.Snippet]) -> list[tuple[str, int]]:
     return found
 
 
-def new_terminal(page: sn.Page) -> list[Case]:
-    """For each break: the rest of the page after a new terminal there ends as the plain run does."""
-    probe = PageRun(page)
+def new_terminal(page: sn.Page, root: Path = REPO) -> list[Case]:
+    """For each break: after a new terminal opened there, the section's steps pass and leave the world as the plain run does.
+
+    Only that section runs after its break: a step that needs shell state from an earlier section
+    fails at the break just before its own section, and what a section writes is compared at its end,
+    so running the rest of the page after every break would find nothing more, at many times the cost.
+    """
+    probe = PageRun(page, root=root)
     steps = probe.steps()
     resume = next(s for s in steps if s.new_terminal)
     points = breaks(page, steps)
     at = {i: label for label, i in points}
-    snaps: dict[int, tuple[replay.Snapshot, dict[str, str]]] = {}
-    with running(page) as run:
+    ends = [i for _, i in points][1:] + [len(steps)]
+    seen: dict[int, tuple[replay.Snapshot | None, dict[str, str]]] = {}
+    with running(page, root=root) as run:
         if run.startup_error:
             return [Case(page.path, "skipped", run.startup_error)]
+        assert run.world is not None
         for i, s in enumerate(steps):
-            if i in at:
-                assert run.world is not None
-                snaps[i] = (replay.snapshot(run.world), fingerprint(run.world))
+            if i in at or i in ends:
+                seen[i] = (replay.snapshot(run.world) if i in at else None, fingerprint(run.world))
             v = run.step(s)
             if v.status == "failed":
                 return [plain_failure(run, v)]
-        assert run.world is not None
-        plain_end = fingerprint(run.world)
+        seen[len(steps)] = (None, fingerprint(run.world))
     cases = []
-    for i, (snap, at_break) in snaps.items():
-        with restored(page, snap) as run:
+    for (label, i), end in zip(points, ends, strict=True):
+        snap, at_break = seen[i]
+        assert snap is not None
+        with restored(page, snap, root=root) as run:
             assert run.world is not None
             replay.fresh_shell(run.world)
             first = run.execute(resume)
             if first.status == "failed":
-                cases.append(Case(at[i], "failed", f"the new terminal's first block {resume.id} failed: {first.reason}"))
+                cases.append(Case(label, "failed", f"the new terminal's first block {resume.id} failed: {first.reason}"))
                 continue
-            failed = next((v for v in (run.step(s) for s in steps[i:]) if v.status == "failed"), None)
+            failed = next((v for v in (run.step(s) for s in steps[i:end]) if v.status == "failed"), None)
             if failed is not None:
-                cases.append(Case(at[i], "failed", f"in a new terminal opened at {at[i]}, {failed.snippet.id} failed: {failed.reason}"))
+                cases.append(Case(label, "failed", f"in a new terminal opened at {label}, {failed.snippet.id} failed: {failed.reason}"))
                 continue
-            problems = compare_worlds(plain_end, at_break, fingerprint(run.world))
+            problems = compare_worlds(seen[end][1], at_break, fingerprint(run.world))
         if problems:
-            cases.append(Case(at[i], "failed", f"a new terminal at {at[i]} ends with other settings than the plain run: " + "; ".join(problems)))
+            cases.append(Case(label, "failed", f"a new terminal at {label} leaves other settings than the plain run: " + "; ".join(problems)))
         else:
-            cases.append(Case(at[i], "passed"))
+            cases.append(Case(label, "passed"))
     return cases
 
 
@@ -356,10 +370,10 @@ def new_terminal(page: sn.Page) -> list[Case]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_twice(page: sn.Page) -> list[Case]:
+def run_twice(page: sn.Page, root: Path = REPO) -> list[Case]:
     """Each shell block, run again right after it passed, passes again (or fails as the page says) and keeps every secret."""
     cases: list[Case] = []
-    with running(page) as run:
+    with running(page, root=root) as run:
         if run.startup_error:
             return [Case(page.path, "skipped", run.startup_error)]
         assert run.world is not None
@@ -397,10 +411,10 @@ def reader_sees_success(s: sn.Snippet, rc: int | None, output: str) -> bool:
     return rc == s.exit and (s.expected_output is None or match_output(s.expected_output, output))
 
 
-def counter_worlds(page: sn.Page) -> list[Case]:
+def counter_worlds(page: sn.Page, root: Path = REPO) -> list[Case]:
     """Each `counter` step, in each world where what it shows does not hold, must not show it."""
     pending: list[tuple[sn.Snippet, replay.Snapshot]] = []
-    with running(page) as run:
+    with running(page, root=root) as run:
         if run.startup_error:
             return [Case(page.path, "skipped", run.startup_error)]
         assert run.world is not None
@@ -417,7 +431,7 @@ def counter_worlds(page: sn.Page) -> list[Case]:
             if world is None:
                 cases.append(Case(f"{s.id} {c.name}", "failed", f"no counter-world {c.name!r}; known: {', '.join(sorted(COUNTER_WORLDS))}"))
                 continue
-            with restored(page, snap) as run:
+            with restored(page, snap, root=root) as run:
                 assert run.world is not None
                 made = make_counter_world(run.world, world)
                 if made:
@@ -454,9 +468,9 @@ def make_counter_world(world: World, counter: CounterWorld) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def other_values(page: sn.Page, mine: Mapping[str, str] = OTHER_VALUES) -> list[Case]:
+def other_values(page: sn.Page, root: Path = REPO, mine: Mapping[str, str] = OTHER_VALUES) -> list[Case]:
     """The page, as a reader with other hostnames and email copies it, passes in a world that serves those."""
-    with running(page, mine=dict(mine)) as run:
+    with running(page, root=root, mine=dict(mine)) as run:
         if run.startup_error:
             return [Case(page.path, "failed", f"with other values: {run.startup_error}")]
         cases: list[Case] = []
@@ -468,7 +482,7 @@ def other_values(page: sn.Page, mine: Mapping[str, str] = OTHER_VALUES) -> list[
         return cases
 
 
-def starts_from(page: sn.Page) -> list[Case]:
+def starts_from(page: sn.Page, root: Path = REPO) -> list[Case]:
     """From each state the page's reader may be in: every step passes, and each of its effect checks
     fails before the step (it is not true yet) and passes after it."""
     cases: list[Case] = []
@@ -477,7 +491,7 @@ def starts_from(page: sn.Page) -> list[Case]:
         if begin is None:
             cases.append(Case(f"{page.path} from {state}", "failed", f"no starting state {state!r}; known: {', '.join(sorted(START_STATES))}"))
             continue
-        with running(page, begin=begin) as run:
+        with running(page, root=root, begin=begin) as run:
             if run.startup_error:
                 cases.append(Case(f"{page.path} from {state}", "failed", run.startup_error))
                 continue
