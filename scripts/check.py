@@ -206,6 +206,7 @@ class PageRun:
     startup_error: str | None = None
     mine: dict[str, str] | None = None
     begin: Start | None = None
+    cached_steps: list[sn.Snippet] | None = None
 
     def __post_init__(self) -> None:
         if self.mine:
@@ -232,15 +233,18 @@ class PageRun:
 
     def steps(self) -> list[sn.Snippet]:
         """This page's steps, then those of the page it returns to (from its label on), as the reader goes on there."""
+        if self.cached_steps is not None:
+            return self.cached_steps
         own = [s for s in self.page.snippets if is_step(s)]
-        if self.page.returns_to is None:
-            return own
-        target, label = self.page.returns_to
-        other = self.load(target)
-        lines = dict(other.targets)
-        if label not in lines:
-            raise sn.SnippetError(self.page.path, 1, f"returns-to {target} from={label}: no target ({label})= on that page")
-        return own + [s for s in other.snippets if is_step(s) and s.line > lines[label]]
+        if self.page.returns_to is not None:
+            target, label = self.page.returns_to
+            other = self.load(target)
+            lines = dict(other.targets)
+            if label not in lines:
+                raise sn.SnippetError(self.page.path, 1, f"returns-to {target} from={label}: no target ({label})= on that page")
+            own += [s for s in other.snippets if is_step(s) and s.line > lines[label]]
+        self.cached_steps = own
+        return own
 
     def start(self) -> None:
         self.findings = shellcheck_page([s for s in self.steps() if s.kind == "shell"], find_shellcheck())

@@ -329,7 +329,7 @@ def new_terminal(page: sn.Page, root: Path = REPO) -> list[Case]:
     resume = next(s for s in steps if s.new_terminal)
     points = breaks(page, steps)
     at = {i: label for label, i in points}
-    ends = [i for _, i in points][1:] + [len(steps)]
+    ends = [*[i for _, i in points][1:], len(steps)]
     seen: dict[int, tuple[replay.Snapshot | None, dict[str, str]]] = {}
     with running(page, root=root) as run:
         if run.startup_error:
