@@ -21,7 +21,7 @@ copyright = f"%Y, {author}"  # noqa: A001 - the name Sphinx reads; %Y is the bui
 
 # -- General -----------------------------------------------------------------
 
-extensions = ["myst_parser", "sphinx_copybutton", "sphinxcontrib.mermaid"]
+extensions = ["myst_parser", "sphinx_copybutton", "sphinx_design", "sphinxcontrib.mermaid"]
 # MyST pages only: the snippet tests read docs/**/*.md, so a page in another format would go untested.
 source_suffix = {".md": "markdown"}
 # Every cross-reference must resolve (the Makefile passes --nitpicky too; this covers other front ends).

@@ -33,6 +33,8 @@ UID = GID = 1000
 DOCKER_GID = 999
 HOSTNAMES = "authentik.example.com app.example.com api.example.com goauthentik.io docs.goauthentik.io"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The executor takes this variable out of the snippets' environment and writes it to $WORLD/rename.json.
+RENAME_ENV = "WORLD_RENAME"
 
 # The environment allowlist: the executor and every snippet see exactly this (plus `extra_env`).
 BASE_ENV: Mapping[str, str] = {
@@ -246,12 +248,12 @@ def merged_usr_args() -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def generated_etc() -> dict[str, str]:
-    """The /etc files the world makes up: its users, its names, no DNS."""
+def generated_etc(extra_hosts: tuple[str, ...] = ()) -> dict[str, str]:
+    """The /etc files the world makes up: its users, its names (the guide's, plus `extra_hosts`), no DNS."""
     return {
         "passwd": f"root:x:0:0:root:/root:/bin/bash\ndeployer:x:{UID}:{GID}:deployer:{HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
         "group": f"root:x:0:\ndocker:x:{DOCKER_GID}:deployer\ndeployer:x:{GID}:\nnogroup:x:65534:\n",
-        "hosts": f"127.0.0.1 localhost {HOSTNAMES}\n::1 localhost\n",
+        "hosts": f"127.0.0.1 localhost {' '.join([HOSTNAMES, *extra_hosts])}\n::1 localhost\n",
         "resolv.conf": "",
         "hostname": "server\n",
     }
@@ -356,13 +358,22 @@ class World:
         world_size: int = 64 * MIB,
         keep_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
+        rename: Mapping[str, str] | None = None,
     ) -> World:
-        """Start a world for `repo`; returns once the executor reports the world set up."""
+        """Start a world for `repo`; returns once the executor reports the world set up.
+
+        `rename` maps the guide's example strings (hostnames, the admin email) to a reader's own: the
+        world's names, certificate and Reflector checkout then use those (scripts/world/executor.py).
+        """
         bwrap = check_prerequisites()
         env = {**BASE_ENV, **(extra_env or {})}
+        hosts: tuple[str, ...] = ()
+        if rename:
+            env[RENAME_ENV] = json.dumps(dict(rename))
+            hosts = tuple(new for old, new in rename.items() if old in HOSTNAMES.split())
         tmp = Path(tempfile.mkdtemp(prefix="reflector-world-"))
         try:
-            for name, content in generated_etc().items():
+            for name, content in generated_etc(hosts).items():
                 (tmp / name).write_text(content)
             if keep_dir is not None:
                 keep_dir.mkdir(parents=True, exist_ok=True)

@@ -129,3 +129,19 @@ def test_a_step_whose_traffic_breaks_the_contract_fails_naming_the_step(tmp_path
         "failed",
         "contract: token endpoint: response.token_type: Field required (TokenSuccess) (traffic of docs/p.md:3)",
     )
+
+def test_report_lists_each_reader_ability_beside_the_plain_run(tmp_path: Path) -> None:
+    """report.json has the per-step verdicts, every ability's outcome per page, and counts per ability in its summary."""
+    import json
+
+    from scripts.check import merge_report, pages_dir
+    from scripts.reader import Case, Outcome, write_outcome
+
+    (pages_dir(tmp_path)).mkdir(parents=True)
+    (pages_dir(tmp_path) / "docs__p.md.json").write_text(json.dumps([{"id": "docs/p.md:3", "status": "passed", "reason": ""}]))
+    write_outcome(Outcome("new-terminal", "docs/p.md", (Case("section 'Two' (line 9)", "passed"),)), pages_dir(tmp_path))
+    write_outcome(Outcome("run-twice", "docs/p.md", (Case("docs/p.md:3", "failed", "the second run failed"),)), pages_dir(tmp_path))
+    report = merge_report(tmp_path)
+    assert [(a["ability"], a["status"]) for a in report["abilities"]] == [("new-terminal", "passed"), ("run-twice", "failed")]
+    assert report["summary"]["abilities"] == {"new-terminal": {"passed": 1, "failed": 0, "skipped": 0}, "run-twice": {"passed": 0, "failed": 1, "skipped": 0}}
+    assert json.loads((tmp_path / "report.json").read_text())["abilities"][1]["cases"][0]["reason"] == "the second run failed"

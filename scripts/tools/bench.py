@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from scripts.prose import WALKTHROUGH_BUDGET, count_prose
+from scripts.snippets import discover_pages, load_copy_rules
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 OUT = REPO / "_build" / "bench.json"
@@ -662,10 +665,27 @@ def bench_weight(scratch: Path) -> tuple[list[Metric], list[dict[str, Any]]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Words per page: what a reader reads (scripts/prose.py, the count tests/test_prose.py holds to its budget)
+# ---------------------------------------------------------------------------------------------
+
+
+def bench_words() -> list[Metric]:
+    """Words of prose per page, shown and in collapsed notes; the walkthrough's shown words against its budget."""
+    rules = load_copy_rules(REPO / "conf.py")
+    metrics: list[Metric] = []
+    for path in discover_pages(REPO):
+        count = count_prose(path, rules)
+        budget = float(WALKTHROUGH_BUDGET) if path.stem == WALKTHROUGH else None
+        note = f"{count.collapsed} more in collapsed notes" if count.collapsed else ""
+        metrics.append(Metric(f"words: {path.stem} prose", "words", (float(count.shown),), budget, note))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
 
-GROUPS = ("build", "suites", "harness", "pages", "sandbox", "weight")
+GROUPS = ("build", "suites", "harness", "pages", "sandbox", "weight", "words")
 
 
 @dataclass
@@ -715,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "harness": lambda: bench_harness(ns.repeats, scratch),
             "pages": lambda: bench_pages_overhead(ns.repeats, scratch),
             "sandbox": lambda: bench_sandbox(ns.repeats, scratch),
+            "words": bench_words,
         }
         for group in GROUPS:
             if group not in only:

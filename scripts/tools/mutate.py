@@ -1,7 +1,9 @@
 """Mutation testing of the docs: apply realistic mistakes to copies of the pages and see the doc tests catch them.
 
 Each mutation in `scripts/tools/mutations.yaml` names a page, the exact text to change and its
-replacement (kind `delete`: a step to remove; kind `swap`: two steps to exchange). For each one, a
+replacement (kind `delete`: a step to remove; kind `swap`: two steps to exchange), and optionally
+the reader abilities (`judged_by`: new-terminal, run-twice, counter-worlds...) that run on the
+mutated page when its plain steps all pass. For each one, a
 copy of docs/ is mutated and the pages it affects (the page and every page that continues it) are
 run by the same runner as `make test`; a `mermaid` mutation is judged by mermaid's own parser
 (scripts/diagrams.py) and a `sphinx` mutation by a strict Sphinx build of the copy. A mutation is
@@ -35,6 +37,7 @@ import yaml
 from markdown_it.renderer import RendererHTML
 from myst_parser.parsers.mdit import create_md_parser
 
+from scripts import reader
 from scripts import snippets as sn
 from scripts.check import REPO, PageRun, Verdict, load_page
 from scripts.diagrams import diagram_errors
@@ -98,6 +101,7 @@ class Mutation:
     # "kill": a mistake the tests must catch; "survive": a correct rewrite (long flags, $HOME for ~, another
     # spelling the program reads the same way) that must pass. A killed "survive" is a false alarm: the world is wrong.
     expect: str = "kill"
+    judged_by: str = ""  # reader abilities (scripts/reader.py) that run too when every plain step passes, comma-separated
 
     def __post_init__(self) -> None:
         if self.expect not in ("kill", "survive"):
@@ -256,6 +260,13 @@ def judge(m: Mutation, source: Path = REPO) -> dict[str, Any]:
                 failed = [v for v in verdicts if v.status == "failed"]
                 killed = bool(failed)
                 detail = f"{failed[0].snippet.id}: {failed[0].reason.splitlines()[0]}" if failed else f"all {len(verdicts)} steps passed"
+                # A mistake that only shows in a new terminal, a second run or a counter-world: the ability that looks for it.
+                for ability in [a for a in m.judged_by.split(",") if a] if not killed else []:
+                    outcome = reader.run_ability(ability, load_page(target, root), root)
+                    if outcome.status == "failed":
+                        killed, detail = True, f"{ability}: {outcome.failures().splitlines()[0]}"
+                        break
+                    detail += f"; {ability} passed"
         except sn.SnippetError as e:
             killed, detail = True, f"page no longer parses: {e}"
     return {**result, "status": "killed" if killed else "survived", "detail": detail, "seconds": round(time.perf_counter() - started, 2)}

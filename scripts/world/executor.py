@@ -425,6 +425,11 @@ def main() -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints (hooks, their subprocesses) go to the log, not into the protocol
     sys.stdout = sys.stderr
+    # Another reader's values (sandbox.World.start(rename=...)): for the fixtures and the certificate,
+    # never part of the snippets' environment.
+    rename = os.environ.pop("WORLD_RENAME", None)
+    if rename is not None:
+        (WORLD / "rename.json").write_text(rename)
     executor = Executor(Path.cwd())
 
     def send(message: dict[str, Any]) -> None:
