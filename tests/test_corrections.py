@@ -291,7 +291,7 @@ def test_caddy_step_runs_in_the_checkout(tmp_path: Path) -> None:
     """Upstream leaves the reader in ~/authentik for the Caddy step: the edit lands in a new file there, and the reload finds no compose file."""
     with session(variant(tmp_path, "caddy-step-outside-checkout")) as s:
         # The edit step itself catches it: its grep prints an error the page doesn't show.
-        assert_fails_at(s, 'AUTHENTIK_HOST=${AUTHENTIK_URL#https://}', "grep: Caddyfile: No such file or directory")
+        assert_fails_at(s, "AUTHENTIK_HOST=${AUTHENTIK_URL#https://}", "grep: Caddyfile: No such file or directory")
         assert s.sh("test -f ~/authentik/Caddyfile").rc == 0
         reload = snippet_with(s.run.page, RELOAD).text
         r = s.sh(reload)
