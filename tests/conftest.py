@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from scripts import toolchain
+
+# --shard K/N, and on GitHub Actions the error lines at page:line and the job summary.
+CI_PLUGIN = "scripts.tools.ci"
+pytest_plugins = [CI_PLUGIN]
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
@@ -26,7 +32,11 @@ def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    """Refuse a docs-only venv with the fix; name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    try:
+        toolchain.require("the test suite")
+    except toolchain.ToolchainMissing as e:
+        raise pytest.UsageError(str(e)) from None
     if not hasattr(config, "workerinput"):
         os.environ["REFLECTOR_DOCS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
         config.stash[_STARTED] = time.monotonic()
@@ -47,6 +57,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         started = session.config.stash.get(_STARTED, None)
         wall = round(time.monotonic() - started, 2) if started is not None else None
         report = merge_report(sandbox="bubblewrap (user, pid, ipc, uts and network namespaces)", wall_seconds=wall)
+        session.config.stash[session.config.pluginmanager.get_plugin(CI_PLUGIN).REPORT_KEY] = report
         shutil.rmtree(pages_dir())
         s = report["summary"]
         session.config.stash[_SUMMARY] = f"snippets: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped -> {REPORT_DIR / 'report.json'}"
