@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -241,3 +242,21 @@ def test_outcomes_drop_the_xdist_group_suffix(tmp_path: Path) -> None:
     junit = tmp_path / "j.xml"
     junit.write_text('<testsuites><testsuite><testcase classname="t" name="s[docs/a.md:3]@docs/a.md"/></testsuite></testsuites>')
     assert stability.outcomes(junit) == {"t::s[docs/a.md:3]": "passed"}
+
+
+def test_cpu_hog_keeps_every_core_busy_and_stops_with_its_block() -> None:
+    """--hog's load is real (each busy loop burns CPU time) and nothing of it outlives the stability run."""
+    with stability.cpu_hog(2) as pids:
+        assert len(pids) == 2
+        started = [cpu_ticks(pid) for pid in pids]
+        deadline = time.monotonic() + 30
+        while any(cpu_ticks(pid) - t < 10 for pid, t in zip(pids, started, strict=True)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(cpu_ticks(pid) - t >= 10 for pid, t in zip(pids, started, strict=True))
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of pid, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
