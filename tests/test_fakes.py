@@ -666,7 +666,7 @@ def test_backend_answers_preflights_as_starlettes_cors_middleware(env: dict[str,
     preflight = Request(
         "OPTIONS", "/v1/me", "api.example.com",
         {"origin": "https://app.example.com", "access-control-request-method": "GET", "access-control-request-headers": "authorization"},
-    )
+    )  # fmt: skip
     got_status, headers = reflector_api.cors_headers(preflight, settings)
     h = dict(headers)
     assert (got_status, h.get("Access-Control-Allow-Origin"), h.get("Access-Control-Allow-Credentials")) == (status, allow_origin, credentials)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -274,3 +275,21 @@ def test_equivalent_rewrites_leave_the_kill_rate_alone() -> None:
 def test_the_catalogue_has_at_least_eight_equivalent_rewrites() -> None:
     """No false alarms is only a claim if correct rewrites are tried: long flags, $HOME for ~, other spellings."""
     assert len([m for m in mutate.load_catalogue() if m.expect == "survive"]) >= 8
+
+
+def test_cpu_hog_keeps_every_core_busy_and_stops_with_its_block() -> None:
+    """--hog's load is real (each busy loop burns CPU time) and nothing of it outlives the stability run."""
+    with stability.cpu_hog(2) as pids:
+        assert len(pids) == 2
+        started = [cpu_ticks(pid) for pid in pids]
+        deadline = time.monotonic() + 30
+        while any(cpu_ticks(pid) - t < 10 for pid, t in zip(pids, started, strict=True)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(cpu_ticks(pid) - t >= 10 for pid, t in zip(pids, started, strict=True))
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of pid, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])

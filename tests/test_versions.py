@@ -23,7 +23,7 @@ def test_authentik_client_is_the_release_of_the_served_version() -> None:
     """The contract check is only as good as its schema: authentik-client must be the release of the Authentik the world serves."""
     from scripts.contract.authentik_api import installed_version
 
-    pins = re.findall(r"^authentik-client==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    pins = re.findall(r"^authentik-client==(\S+)$", (ROOT / "requirements-test.txt").read_text(), re.MULTILINE)
     assert (pins, installed_version()) == ([versions.AUTHENTIK], versions.AUTHENTIK)
 
 

@@ -71,7 +71,7 @@ def log_in(world: Path) -> SignedIn:
     client = OAuth2Session(
         env["AUTHENTIK_CLIENT_ID"], env["AUTHENTIK_CLIENT_SECRET"], scope=SCOPE, redirect_uri=redirect_uri,
         token_endpoint_auth_method="client_secret_post",
-    )
+    )  # fmt: skip
     client.verify = http.verify
     url, _state = client.create_authorization_url(meta["authorization_endpoint"], nonce=secrets.token_urlsafe(16))
     r = http.get(url, headers={"X-Test-User": "akadmin"}, allow_redirects=False, timeout=10)
