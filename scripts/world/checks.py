@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from scripts.world import caddy, compose
 from scripts.world.images import reflector
 from scripts.world.state import CADDY_CONTAINER, Container, read_engine, read_state
@@ -116,15 +118,37 @@ def env_unique(args: dict[str, str], home: Path, world: Path) -> Result:
     return (not dupes, "duplicated keys: " + ", ".join(dupes) if dupes else "every key once")
 
 
+# Settings that the program reads as a boolean, so any spelling it reads the same way is the same setting:
+# Reflector's backend parses them with pydantic (server/reflector/settings.py, `PUBLIC_MODE: bool`,
+# `CORS_ALLOW_CREDENTIALS: bool`), its frontend takes only the exact string "true" as true
+# (www/app/lib/clientEnv.ts parseBooleanString, for every FEATURE_* flag). Both at Reflector 0.34.0.
+PYDANTIC_BOOLS = frozenset({"PUBLIC_MODE", "CORS_ALLOW_CREDENTIALS"})
+
+
+def read_as_program(key: str, value: str | None) -> object:
+    """The value as the program that reads `key` understands it; an unparsable bool stays its text."""
+    if value is None:
+        return None
+    if key.startswith("FEATURE_"):
+        return value == "true"
+    if key in PYDANTIC_BOOLS:
+        try:
+            return pydantic.TypeAdapter(bool).validate_python(value)
+        except pydantic.ValidationError:
+            return value
+    return value
+
+
 @check("env-has")
 def env_has(args: dict[str, str], home: Path, world: Path) -> Result:
-    """Each other argument KEY=VALUE is the file's effective value (the last one, as compose reads it)."""
+    """Each other argument KEY=VALUE is the file's effective value (the last one, as compose reads it), compared
+    as the program reads it: `FEATURE_REQUIRE_LOGIN=no` is the frontend's false, `PUBLIC_MODE=1` the backend's true."""
     path = expand(args.pop("file"), home)
     values = compose_env(path)
     for key, want in args.items():
         got = values.get(key)
-        if got != want:
-            return False, f"{key} is {got!r}, expected {want!r}"
+        if read_as_program(key, got) != read_as_program(key, want):
+            return False, f"{key} is {got!r}, which the program does not read as {want!r}"
     return True, "values match"
 
 
@@ -219,18 +243,20 @@ def containers_current(args: dict[str, str], home: Path, world: Path) -> Result:
 
 @check("public-data-retention")
 def public_data_retention(args: dict[str, str], home: Path, world: Path) -> Result:
-    """With public mode on, the running beat schedules the nightly clean-up with the retention the step means, set explicitly.
+    """Public mode is on in the running beat, and its nightly clean-up uses the retention the step means, set explicitly.
 
     Reflector 0.34.0's worker/app.py adds `cleanup_old_public_data` at 03:00 UTC when PUBLIC_MODE is
     true; it deletes every transcript without an owner (without sign-in: all of them) older than
     PUBLIC_DATA_RETENTION_DAYS, 7 by default (settings.py). A step that turns public mode on must
-    choose that number, not inherit it. `days=N` is the retention the page means."""
+    choose that number, not inherit it. `days=N` is the retention the page means. With public mode
+    off nothing is scheduled, which is not what such a step does: the check fails there too, so it
+    shows the step's effect (scripts/reader.py starts-from runs it before the step)."""
     beat = read_engine(world).container_named(args.get("container", "reflector-beat-1"))
     if beat is None or not beat.running:
         return False, f"{args.get('container', 'reflector-beat-1')} is not running, so nothing tells what it schedules"
     settings = reflector.Settings.of(beat.env)
     if not settings.PUBLIC_MODE:
-        return True, "public mode is off in beat: no clean-up of public data is scheduled"
+        return False, f"public mode is off in {beat.name}: it schedules no clean-up of public data, so the {args['days']} days are not in force"
     explicit = any(k.lower() == "public_data_retention_days" for k in beat.env)
     days = settings.PUBLIC_DATA_RETENTION_DAYS
     if not explicit:

