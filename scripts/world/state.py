@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -256,13 +256,32 @@ def engine_from_json(d: Mapping[str, Any]) -> EngineState:
     )
 
 
+def plain(value: Any) -> Any:
+    """A record as json.loads would give it back: records as objects, tuples as arrays, mappings as dicts.
+
+    Not dataclasses.asdict, which deep-copies every leaf: the engine serialises its state on every API
+    request, and asdict made that most of a request's time. The Engine API's own documents (a
+    container's Config and HostConfig, an image's Config) are JSON already and are never changed in
+    place (records are replaced), so they are shared as they are."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return {f.name: (getattr(value, f.name) if f.name in _API_DOCUMENTS else plain(getattr(value, f.name))) for f in fields(value)}
+
+
+_API_DOCUMENTS = frozenset({"config", "host_config"})
+
+
 def engine_to_json(engine: EngineState) -> dict[str, Any]:
     return {
-        "containers": {k: asdict(v) for k, v in engine.containers.items()},
-        "networks": {k: asdict(v) for k, v in engine.networks.items()},
-        "volumes": {k: asdict(v) for k, v in engine.volumes.items()},
-        "images": {k: asdict(v) for k, v in engine.images.items()},
-        "execs": {k: asdict(v) for k, v in engine.execs.items()},
+        "containers": {k: plain(v) for k, v in engine.containers.items()},
+        "networks": {k: plain(v) for k, v in engine.networks.items()},
+        "volumes": {k: plain(v) for k, v in engine.volumes.items()},
+        "images": {k: plain(v) for k, v in engine.images.items()},
+        "execs": {k: plain(v) for k, v in engine.execs.items()},
     }
 
 
@@ -278,9 +297,13 @@ def empty_state() -> dict[str, Any]:
 
 def read_state(world: Path = WORLD) -> dict[str, Any]:
     """The current state as JSON; a reader needs no lock because writers replace the file atomically."""
-    path = world / STATE_FILE
-    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else empty_state()
+    data: dict[str, Any] = json.loads(state_text(world))
     return data
+
+
+def state_text(world: Path) -> str:
+    path = world / STATE_FILE
+    return path.read_text() if path.exists() else json.dumps(empty_state())
 
 
 def read_engine(world: Path = WORLD) -> EngineState:
@@ -291,22 +314,24 @@ def read_engine(world: Path = WORLD) -> EngineState:
 def write_state(world: Path, state: Mapping[str, Any]) -> None:
     """Replace state.json atomically (write a sibling, then rename); call under the lock."""
     tmp = world / f".{STATE_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(state, sort_keys=True))  # no indent: only the C encoder is fast enough per request (`jq .` shows it)
     os.replace(tmp, world / STATE_FILE)
 
 
 @contextlib.contextmanager
 def locked_state(world: Path = WORLD) -> Iterator[dict[str, Any]]:
-    """Read-modify-write under an exclusive flock; written back only if the block succeeds.
+    """Read-modify-write under an exclusive flock; written back only if the block succeeds and changed something.
 
     The fakes use this for their own sections; each open() is its own open file description, so
     the lock also serialises threads of one process."""
     with open(world / LOCK_FILE, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            state = read_state(world)
+            text = state_text(world)
+            state = json.loads(text)
             yield state
-            write_state(world, state)
+            if state != json.loads(text):  # most requests only read: no rewrite, no new inode for state.json
+                write_state(world, state)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -318,7 +343,9 @@ def locked_world(world: Path = WORLD) -> Iterator[WorldState]:
     with locked_state(world) as raw:
         state = WorldState(engine_from_json(raw.get("engine", {})), raw)
         yield state
-        raw["engine"] = engine_to_json(state.engine)
+        engine = engine_to_json(state.engine)
+        if engine != raw.get("engine"):
+            raw["engine"] = engine
 
 
 # ---------------------------------------------------------------------------------------------
