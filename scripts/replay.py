@@ -9,7 +9,8 @@ A snapshot is everything a replay leaves behind: HOME, /tmp, the world's files (
 Authentik's signing key, the fakes' logs) and the shell session (variables, functions, umask,
 cwd). It leaves out what each world makes for itself: its CA and certificates, the stand-in
 wrappers, the stand-ins' call record (a page reports only its own calls). Snapshot and restore
-are ordinary `run` requests, so the executor protocol is unchanged.
+are ordinary `run` requests; a restore then tells the world (the `restored` request) so that the
+engine holds the restored files its containers' single-file mounts are bound to.
 
 Snapshots live in a temp dir named after the run (REFLECTOR_DOCS_RUN or xdist's run id, else
 this process) and are keyed by the prerequisite pages' text and where the replay stops, so an edited
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from scripts.sandbox import HOME, WORLD, RunResult
+from scripts.sandbox import HOME, WORLD, CheckResult, RunResult
 
 # What a world makes for itself (or records per page) and a snapshot therefore leaves out.
 WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "traffic.jsonl", "state.lock", "docker.sock", "session/loader.sh", "session/*.new")
@@ -47,14 +48,16 @@ class Runner(Protocol):
 
     def run(self, id: str, script: str, timeout: float) -> RunResult: ...  # noqa: A002 - the protocol's field name
 
+    def restored(self, inodes: str) -> CheckResult: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A world's files (a base64 gzip tar of HOME, /run/world and /tmp, rooted at /) and its shell's cwd.
 
-    `inodes` lists `INODE PATH` for the files under HOME: the world's state remembers the inode a
-    single-file bind mount is bound to (a container keeps seeing that inode), and unpacking gives
-    every file a new one, so restore() maps the old numbers to the new ones.
+    `inodes` lists `INODE PATH` for the files under HOME: a single-file bind mount is bound to an inode
+    (the engine holds it open, and its state names it), and unpacking gives every file a new one, so
+    restore() hands the listing to the world, whose engine holds the restored files instead.
     """
 
     cwd: str
@@ -109,26 +112,9 @@ def restore(world: Runner, snap: Snapshot) -> None:
     r = world.run("replay:restore", restore_script(snap), TIMEOUT)
     if r.rc != 0 or r.timed_out:
         raise ReplayError(f"restoring a snapshot failed (exit {r.rc}):\n{r.output[-2000:]}")
-    if snap.inodes:
-        remap_inodes(world, snap.inodes)
-
-
-def remap_inodes(world: Runner, old_listing: str) -> None:
-    """Point every `"inode": N` in the world's state at the restored file that had inode N when the snapshot was taken."""
-    old = {path: ino for ino, _, path in (line.partition(" ") for line in old_listing.splitlines() if line)}
-    r = world.run("replay:inodes", f"find {HOME} -type f -printf '%i %p\\n'", TIMEOUT)
-    new = {path: ino for ino, _, path in (line.partition(" ") for line in r.output.splitlines() if line)}
-    mapping = {old[path]: int(new[path]) for path in old if path in new and old[path] != new[path]}
-    if not mapping:
-        return
-    patch = (
-        f"jq --argjson m {shlex.quote(json.dumps(mapping))} "
-        "'walk(if type == \"object\" and (.inode | type) == \"number\" then .inode = ($m[.inode | tostring] // .inode) else . end)' "
-        f'"{WORLD}/state.json" > "{WORLD}/state.json.new" && mv "{WORLD}/state.json.new" "{WORLD}/state.json"'
-    )
-    r = world.run("replay:inodes", patch, TIMEOUT)
-    if r.rc != 0:
-        raise ReplayError(f"remapping the bind mounts' inodes failed (exit {r.rc}):\n{r.output[-2000:]}")
+    done = world.restored(snap.inodes)
+    if not done.ok:
+        raise ReplayError(f"the world could not take the restored files: {done.detail}")
 
 
 def key(pages: Sequence[tuple[str, str, int | None]]) -> str:

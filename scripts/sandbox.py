@@ -507,6 +507,11 @@ class World:
         r = self.request("apply", timeout, path=path, content=content, format=format, mode=mode)
         return CheckResult(bool(r["ok"]), str(r["detail"]), tuple(r.get("traffic", ())))
 
+    def restored(self, inodes: str, timeout: float = 30.0) -> CheckResult:
+        """Tell the world a snapshot was unpacked into it (scripts/replay.py); `inodes` lists `INODE PATH` of the snapshot's files."""
+        r = self.request("restored", timeout, inodes=inodes)
+        return CheckResult(bool(r["ok"]), str(r["detail"]))
+
     def fault(self, name: str, args: Mapping[str, Any], timeout: float = 30.0) -> CheckResult:
         """Inject a fault into the fakes or the world."""
         r = self.request("fault", timeout, name=name, args=dict(args))

@@ -10,7 +10,7 @@ import pytest
 
 from scripts import replay
 from scripts.replay import Cache, Snapshot
-from scripts.sandbox import SandboxUnavailable, World
+from scripts.sandbox import CheckResult, SandboxUnavailable, World
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,15 +64,62 @@ def test_a_restored_world_has_the_replayed_files_and_shell_session(worlds: list[
     assert containers.output == first.run("containers", listing, 20).output
 
 
-def test_a_failed_snapshot_says_why() -> None:
-    class Broken:
-        def run(self, id: str, script: str, timeout: float) -> replay.RunResult:  # noqa: A002 - the protocol's field name
-            return replay.RunResult(id, 2, False, "tar: disk full", 0.0, (), ())
+CADDY = "cd ~/reflector && docker compose -f docker-compose.prod.yml"
+SEEN = f"{CADDY} exec caddy cat /etc/caddy/Caddyfile | tail -n 1"
 
+
+def test_a_restored_single_file_mount_keeps_the_inode_its_container_was_given(worlds: list[World]) -> None:
+    """Caddy holds the Caddyfile's inode: after a restore it still sees that file, edited in place
+    before the snapshot, and not one that `sed -i` puts in its place afterwards, until it restarts."""
+    first = start(worlds)
+    assert first.run("edit", "printf '# edited in place\\n' >> ~/reflector/Caddyfile", 20).rc == 0
+    snap = replay.snapshot(first)
+    second = start(worlds)
+    replay.restore(second, snap)
+    replaced = second.run("replace", f"sed -i 's/# edited in place/# replaced/' ~/reflector/Caddyfile && {SEEN}", 20)
+    assert (replaced.rc, replaced.output) == (0, "# edited in place\n")
+    restarted = second.run("restart", f"{CADDY} restart caddy 2>/dev/null && {SEEN}", 20)
+    assert (restarted.rc, restarted.output) == (0, "# replaced\n")
+
+
+def test_a_restored_mount_whose_file_was_replaced_shows_what_its_process_read(worlds: list[World]) -> None:
+    """Replaced by `sed -i` before the snapshot, the inode Caddy holds has no path left to restore:
+    the container keeps what it read at its start, not the new file, until it restarts."""
+    first = start(worlds)
+    before = first.run("before", SEEN, 20).output
+    assert first.run("replace", "sed -i '$a # replaced' ~/reflector/Caddyfile", 20).rc == 0
+    snap = replay.snapshot(first)
+    second = start(worlds)
+    replay.restore(second, snap)
+    assert second.run("seen", SEEN, 20).output == before != "# replaced\n"
+    restarted = second.run("restart", f"{CADDY} restart caddy 2>/dev/null && {SEEN}", 20)
+    assert (restarted.rc, restarted.output) == (0, "# replaced\n")
+
+
+class Broken:
+    """A world whose every step fails (a full disk), and whose engine takes no restored files."""
+
+    def run(self, id: str, script: str, timeout: float) -> replay.RunResult:  # noqa: A002 - the protocol's field name
+        return replay.RunResult(id, 2, False, "tar: disk full", 0.0, (), ())
+
+    def restored(self, inodes: str) -> CheckResult:
+        return CheckResult(False, "engine down")
+
+
+class Unpacks(Broken):
+    """Steps pass; the engine still refuses."""
+
+    def run(self, id: str, script: str, timeout: float) -> replay.RunResult:  # noqa: A002 - the protocol's field name
+        return replay.RunResult(id, 0, False, "", 0.0, (), ())
+
+
+def test_a_failed_snapshot_says_why() -> None:
     with pytest.raises(replay.ReplayError, match="disk full"):
         replay.snapshot(Broken())
     with pytest.raises(replay.ReplayError, match="restoring"):
         replay.restore(Broken(), Snapshot("/home/deployer", ""))
+    with pytest.raises(replay.ReplayError, match="could not take the restored files: engine down"):
+        replay.restore(Unpacks(), Snapshot("/home/deployer", ""))
 
 
 def test_restore_script_quotes_the_cwd() -> None:

@@ -368,6 +368,13 @@ class Executor:
             docker.fault("clear")
         return outcome(lambda: fakes.fault(name, args), f"fault {name}")
 
+    def restored(self, inodes: str) -> dict[str, Any]:
+        """A snapshot was unpacked into this world (scripts/replay.py): the engine holds the restored files."""
+        docker = self.engine
+        if docker is None:
+            return {"ok": True, "detail": "no engine: nothing holds files"}
+        return outcome(lambda: docker.restored(inodes), "restored")
+
     def keep(self, dest: str) -> dict[str, Any]:
         keep = Path("/keep")
         if not keep.is_dir():
@@ -406,6 +413,8 @@ class Executor:
             return self.apply(str(request["path"]), str(request["content"]), str(request["format"]), str(request["mode"]))
         if op == "fault":
             return self.fault(str(request["name"]), dict(request.get("args") or {}))
+        if op == "restored":
+            return self.restored(str(request.get("inodes", "")))
         if op == "keep":
             return self.keep(str(request.get("dest", "")))
         if op == "shutdown":

@@ -57,12 +57,22 @@ _APPS = (
 
 @dataclass(frozen=True, slots=True)
 class Mount:
-    """A mount as the daemon set it up: `source` is a host path (bind) or a volume name (volume)."""
+    """A mount as the daemon set it up: `source` is a host path (bind) or a volume name (volume).
+
+    `inode`, for a single-file bind mount, is the file the container was given at its last start:
+    the daemon holds that inode open, so an edit in place shows and a file replaced by rename does
+    not. LOST once a snapshot was restored in which that inode had no path any more (the container
+    then sees what its process read at start); 0 for every other mount."""
 
     type: str
     source: str
     target: str
     read_only: bool = False
+    inode: int = 0
+
+
+LOST = -1
+"""Mount.inode of a single-file bind whose file exists nowhere any more (see Mount)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,12 @@ class Handle:
             self.thread.join()
             self.thread = None
 
+    def restored(self, inodes: str) -> tuple[bool, str]:
+        """A snapshot was unpacked into the world; `inodes` lists `INODE PATH` of its files as the snapshot had them."""
+        paths = {int(ino): path for ino, _, path in (line.partition(" ") for line in inodes.splitlines()) if ino.isdigit() and path}
+        held = self.engine.restored(paths)
+        return True, f"the engine holds {held} restored single-file mount(s)"
+
     def fault(self, name: str) -> tuple[bool, str]:
         """`engine-down`: the daemon stops (its socket goes away); `clear`: it is back."""
         if name == "engine-down":

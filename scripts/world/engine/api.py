@@ -94,6 +94,11 @@ class Engine:
             raise failure
         return result  # type: ignore[return-value]  # set whenever no failure was raised
 
+    def restored(self, paths: dict[int, str]) -> int:
+        """After a snapshot was unpacked into the world (Daemon.restored); no time passes, so nothing restarts first."""
+        with world_state.locked_world(self.world_dir) as world:
+            return self.daemon.restored(world, paths)
+
     def observe(self) -> None:
         """Let time pass for what waits on its restart policy (only then is the state rewritten)."""
         if any(c.run.status == "restarting" for c in world_state.read_engine(self.world_dir).containers.values()):

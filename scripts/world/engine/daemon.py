@@ -37,7 +37,7 @@ from typing import Any
 
 from scripts.world.images import catalogue
 from scripts.world.images.base import Behaviour, Crashed, ImageConfig, NotStarted, Output, Running, unmodelled
-from scripts.world.state import Container, Endpoint, EngineState, Exec, Image, Json, Mount, Network, RunState, Volume, WorldState, with_run
+from scripts.world.state import LOST, Container, Endpoint, EngineState, Exec, Image, Json, Mount, Network, RunState, Volume, WorldState, with_run
 from scripts.world.state import lookup as dns_lookup
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -100,25 +100,29 @@ def image_config_json(config: ImageConfig) -> dict[str, Json]:
 
 class Held:
     """Files the daemon holds open for single-file bind mounts, per (container id, target): the inode
-    the container was given at its start. Lives as long as the engine process."""
+    the container was given at its start (Mount.inode). Lives as long as the engine process; after a
+    snapshot is restored, `rebind` opens the restored files (a new process's fds, new inodes)."""
 
     def __init__(self) -> None:
         self.fds: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
 
-    def bind(self, container_id: str, target: str, source: Path) -> None:
+    def bind(self, container_id: str, target: str, path: Path) -> int:
+        """Hold the file at `path` for the container's `target`; its inode, or 0 when it cannot be opened."""
         with self.lock:
-            old = self.fds.pop((container_id, target), None)
-            if old is not None:
-                os.close(old)
-            with contextlib.suppress(OSError):
-                self.fds[(container_id, target)] = os.open(source, os.O_RDONLY)
+            self._close(container_id, target)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                return 0
+            self.fds[(container_id, target)] = fd
+            return os.fstat(fd).st_ino
 
-    def read(self, container_id: str, target: str) -> str | None:
-        """The held inode's current content; None when nothing is held (a state restored from a snapshot)."""
+    def read(self, container_id: str, mount: Mount) -> str | None:
+        """The content of the inode the mount was given (mount.inode); None when this engine holds no such file."""
         with self.lock:
-            fd = self.fds.get((container_id, target))
-            if fd is None:
+            fd = self.fds.get((container_id, mount.target))
+            if fd is None or mount.inode <= 0 or os.fstat(fd).st_ino != mount.inode:
                 return None
             size = os.fstat(fd).st_size
             return os.pread(fd, size, 0).decode(errors="replace")
@@ -127,6 +131,16 @@ class Held:
         with self.lock:
             for key in [k for k in self.fds if k[0] == container_id]:
                 os.close(self.fds.pop(key))
+
+    def release_all(self) -> None:
+        with self.lock:
+            for key in list(self.fds):
+                os.close(self.fds.pop(key))
+
+    def _close(self, container_id: str, target: str) -> None:
+        old = self.fds.pop((container_id, target), None)
+        if old is not None:
+            os.close(old)
 
 
 @dataclass(slots=True)
@@ -161,10 +175,11 @@ class ContainerBox:
 
     def read(self, path: str) -> str | None:
         host, mount = self.locate(path)
-        if mount is not None and mount.type == "bind" and posixpath.normpath(path) == mount.target:
-            held = self.daemon.held.read(self.container.id, mount.target)
-            if held is not None:
-                return held
+        if mount is not None and mount.inode != 0 and posixpath.normpath(path) == mount.target:
+            held = self.daemon.held.read(self.container.id, mount)
+            # Not held: a snapshot was restored in which the inode had no path any more; what the
+            # process read at its start is all that is left of it.
+            return held if held is not None else self.container.files.get(mount.target)
         if host.is_file():
             return host.read_text(errors="replace")
         if mount is None:
@@ -439,11 +454,14 @@ class Daemon:
         """POST /containers/{id}/start: set up the mounts and run the image's main process."""
         if container.run.status == "running":
             raise EngineError(304, "")
+        mounts: list[Mount] = []
         for mount in container.mounts:
             if mount.type == "bind" and Path(mount.source).is_file():
-                self.held.bind(container.id, mount.target, Path(mount.source))
+                mount = replace(mount, inode=self.held.bind(container.id, mount.target, Path(mount.source)))
             elif mount.type == "volume":
                 self.volume_dir(mount.source).mkdir(parents=True, exist_ok=True)
+            mounts.append(mount)
+        container = world.engine.put(replace(container, mounts=tuple(mounts)))
         behaviour = self.behaviour_of(container)
         argv = tuple(str(a) for a in [*(container.config.get("Entrypoint") or []), *(container.config.get("Cmd") or [])])
         box = ContainerBox(self, world, container)
@@ -473,6 +491,29 @@ class Daemon:
             health="starting" if healthcheck else None,
         )  # fmt: skip
         return world.engine.put(replace(container, run=run, restart_count=container.restart_count + (1 if restarts else 0), files={}, routes={}))
+
+    def restored(self, world: WorldState, paths: Mapping[int, str]) -> int:
+        """A snapshot of a world was unpacked into this one: hold the restored files of the single-file
+        bind mounts. `paths` maps each inode the snapshot's files had to the file's path; a mount's inode
+        found there is held again at that path (a file moved after the container started included), one
+        that had no path any more is LOST. Returns how many files are held."""
+        self.held.release_all()  # this world's own files, replaced by the snapshot's
+        held = 0
+        for container in list(world.engine.containers.values()):
+            mounts: list[Mount] = []
+            for mount in container.mounts:
+                if mount.inode > 0:
+                    path = paths.get(mount.inode)
+                    if path is None:
+                        mount = replace(mount, inode=LOST)
+                    elif container.run.status in ("running", "restarting"):
+                        mount = replace(mount, inode=self.held.bind(container.id, mount.target, Path(path)) or LOST)
+                        held += mount.inode > 0
+                    else:
+                        mount = replace(mount, inode=os.stat(path).st_ino)  # bound again at its next start anyway
+                mounts.append(mount)
+            world.engine.put(replace(container, mounts=tuple(mounts)))
+        return held
 
     def refresh(self, world: WorldState) -> None:
         """Let time pass: the restart manager retries every crash-looping container with what it sees now."""
