@@ -37,6 +37,9 @@ HOSTNAMES = "authentik.example.com app.example.com api.example.com goauthentik.i
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # The executor takes this variable out of the snippets' environment and writes it to $WORLD/rename.json.
 RENAME_ENV = "WORLD_RENAME"
+# The executor takes this one out too: "0" leaves the fixture stack unbooted, for a world that is about
+# to receive a snapshot of another (scripts/replay.py), which replaces everything the boot would make.
+BOOT_ENV = "WORLD_BOOT"
 
 # The environment allowlist: the executor and every snippet see exactly this (plus `extra_env`).
 BASE_ENV: Mapping[str, str] = {
@@ -397,14 +400,18 @@ class World:
         keep_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         rename: Mapping[str, str] | None = None,
+        boot: bool = True,
     ) -> World:
         """Start a world for `repo`; returns once the executor reports the world set up.
 
         `rename` maps the guide's example strings (hostnames, the admin email) to a reader's own: the
         world's names, certificate and Reflector checkout then use those (scripts/world/executor.py).
+        `boot=False` skips the fixture stack's boot: only for a world that a snapshot is restored into next.
         """
         bwrap = check_prerequisites()
         env = {**BASE_ENV, **(extra_env or {})}
+        if not boot:
+            env[BOOT_ENV] = "0"
         hosts: tuple[str, ...] = ()
         if rename:
             env[RENAME_ENV] = json.dumps(dict(rename))

@@ -211,8 +211,9 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 class Executor:
     """The world's one resident process: owns the session state and the fakes' handle."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, *, boot: bool = True) -> None:
         self.repo = repo
+        self.boot = boot
         self.env = dict(os.environ)
         self.cwd = HOME
         self.fakes: Any = None
@@ -235,7 +236,7 @@ class Executor:
         if docker is not None:
             self.engine = docker.start(WORLD, DOCKER_SOCKET)
             log("engine listening")
-        fixtures = optional_module("scripts.world.boot", "boot")
+        fixtures = optional_module("scripts.world.boot", "boot") if self.boot else None
         if fixtures is not None:
             fixtures.boot(HOME, WORLD, self.env)
             log("fixture stack up")
@@ -510,7 +511,10 @@ def main() -> int:
     rename = os.environ.pop("WORLD_RENAME", None)
     if rename is not None:
         (WORLD / "rename.json").write_text(rename)
-    executor = Executor(Path.cwd())
+    # sandbox.World.start(boot=False): a snapshot is restored into this world next, so the fixture
+    # stack is not booted (the snapshot holds one).
+    boot = os.environ.pop("WORLD_BOOT", "1") != "0"
+    executor = Executor(Path.cwd(), boot=boot)
 
     def send(message: dict[str, Any]) -> None:
         protocol.write(json.dumps(message) + "\n")
