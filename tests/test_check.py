@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts import replay
 from scripts import snippets as sn
-from scripts.check import PageRun, find_shellcheck, load_page, match_output, shellcheck_page
-from scripts.sandbox import RunResult
+from scripts.check import REPO, PageRun, find_shellcheck, load_page, match_output, shellcheck_page
+from scripts.sandbox import RunResult, World
 from scripts.world.fakes import Exchange, Request, Response
 
 
@@ -130,6 +131,7 @@ def test_a_step_whose_traffic_breaks_the_contract_fails_naming_the_step(tmp_path
         "contract: token endpoint: response.token_type: Field required (TokenSuccess) (traffic of docs/p.md:3)",
     )
 
+
 def test_report_lists_each_reader_ability_beside_the_plain_run(tmp_path: Path) -> None:
     """report.json has the per-step verdicts, every ability's outcome per page, and counts per ability in its summary."""
     import json
@@ -145,3 +147,81 @@ def test_report_lists_each_reader_ability_beside_the_plain_run(tmp_path: Path) -
     assert [(a["ability"], a["status"]) for a in report["abilities"]] == [("new-terminal", "passed"), ("run-twice", "failed")]
     assert report["summary"]["abilities"] == {"new-terminal": {"passed": 1, "failed": 0, "skipped": 0}, "run-twice": {"passed": 0, "failed": 1, "skipped": 0}}
     assert json.loads((tmp_path / "report.json").read_text())["abilities"][1]["cases"][0]["reason"] == "the second run failed"
+
+
+PUBLISHED = {
+    "a.md": """\
+        # A
+
+        ```bash
+        echo one > ~/one
+        ```
+
+        (mid)=
+        ## Later
+
+        ```bash
+        echo two > ~/two
+        ```
+        """,
+    "b.md": "% test: continues a.md until=mid\n\n# B\n",
+    "c.md": "% test: continues a.md\n\n# C\n",
+}
+
+
+def published_root(tmp_path: Path, pages: dict[str, str]) -> Path:
+    (tmp_path / "docs").mkdir(parents=True)
+    (tmp_path / "conf.py").write_text((Path(__file__).parent.parent / "conf.py").read_text())
+    for name, body in pages.items():
+        (tmp_path / "docs" / name).write_text(textwrap.dedent(body))
+    return tmp_path
+
+
+def plain_run(root: Path, statuses: list[str], only: int | None = None) -> PageRun:
+    """a.md's run as tests/test_docs.py makes it (publishing), all its steps or only step `only`; their statuses must be `statuses`."""
+    run = PageRun(load_page(root / "docs" / "a.md", root), root=root, publish=True)
+    try:
+        run.start()
+        steps = run.steps() if only is None else [run.steps()[only]]
+        assert [run.step(s).status for s in steps] == statuses
+    finally:
+        run.close()
+    return run
+
+
+def stored_state(cache: replay.Cache, root: Path, stop: int | None) -> str | None:
+    """What a world restored from the state a page continuing a.md (until `stop`) looks for holds: ~/one, ~/two."""
+    name = replay.key([("docs/a.md", (root / "docs" / "a.md").read_text(), stop), ("begin", "None", None), ("mine", "null", None)])
+    with cache.entry(name) as (found, _):
+        if found is None:
+            return None
+        with World.start(REPO, boot=False) as world:
+            replay.restore(world, found)
+            return world.run("probe", "cat ~/one ~/two 2>&1", 20).output
+
+
+def test_a_plain_run_stores_the_states_other_pages_continue_it_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walkthrough's own run gives the pages that continue it their start (its end, an `until` label), so
+    they restore it instead of replaying it; only a run of every step in order, each passing, stores them."""
+    root = published_root(tmp_path / "root", PUBLISHED)
+    cache = replay.Cache(tmp_path / "cache")
+    monkeypatch.setattr(replay, "CACHE", cache)
+    run = plain_run(root, ["passed", "passed"])
+    mid = dict(run.page.targets)["mid"]
+    assert stored_state(cache, root, mid) == "one\ncat: /home/deployer/two: No such file or directory\n"
+    assert stored_state(cache, root, None) == "one\ntwo\n"
+
+
+def test_a_failing_or_partial_plain_run_stores_nothing_past_where_it_went_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed step, or steps run out of order (a -k selection), leave the states to the pages' own replay."""
+    failing = {**PUBLISHED, "a.md": PUBLISHED["a.md"].replace("echo two > ~/two", "false")}
+    root = published_root(tmp_path / "failing", failing)
+    cache = replay.Cache(tmp_path / "cache")
+    monkeypatch.setattr(replay, "CACHE", cache)
+    run = plain_run(root, ["passed", "failed"])
+    assert stored_state(cache, root, dict(run.page.targets)["mid"]) == "one\ncat: /home/deployer/two: No such file or directory\n"
+    assert stored_state(cache, root, None) is None
+    root = published_root(tmp_path / "partial", PUBLISHED)
+    run = plain_run(root, ["passed"], only=1)  # the second step alone
+    assert stored_state(cache, root, dict(run.page.targets)["mid"]) is None
+    assert stored_state(cache, root, None) is None

@@ -31,6 +31,8 @@ def collect() -> tuple[list[sn.Page], list[str]]:
 
 
 PAGES, PARSE_ERRORS = collect()
+
+
 def step_id(page: sn.Page, s: sn.Snippet) -> str:
     """`docs/page.md:LINE`; a step of the page it returns to is named after both (`docs/a.md>docs/b.md:LINE`)."""
     return s.id if s.page == page.path else f"{page.path}>{s.id}"
@@ -52,15 +54,20 @@ def test_steps_are_collected() -> None:
 
 
 class Runs:
-    """The running pages of this process; a page's world lives from its first step to its last."""
+    """The running pages of this process; a page's world lives from its first step to its last.
 
-    def __init__(self) -> None:
+    `selected` are the ids of the steps this session runs: a page all of whose steps run is the plain run
+    that pages continuing it may restore (PageRun.publish); a partial selection (-k) is not."""
+
+    def __init__(self, selected: frozenset[str] = frozenset()) -> None:
         self.runs: dict[str, PageRun] = {}
         self.verdicts: dict[str, list[Verdict]] = {}
+        self.selected = selected
 
     def get(self, page: sn.Page) -> PageRun:
         if page.path not in self.runs:
-            run = PageRun(page)
+            whole = all(step_id(page, s) in self.selected for s in PageRun(page).steps())
+            run = PageRun(page, publish=whole)
             self.runs[page.path] = run
             self.verdicts[page.path] = []
             try:
@@ -86,8 +93,8 @@ class Runs:
 
 
 @pytest.fixture(scope="session")
-def runs() -> Iterator[Runs]:
-    r = Runs()
+def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
+    r = Runs(frozenset(item.callspec.id for item in request.session.items if isinstance(item, pytest.Function) and item.originalname == "test_snippet"))
     yield r
     r.close()
 

@@ -19,15 +19,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Stand-ins for the other engineers' modules, so these tests exercise the executor's hooks alone.
 DOUBLES = {
-    "scripts/world/standins/docker.py": """
+    "scripts/world/standins/nano.py": """
 import json, os, sys
 from pathlib import Path
 with open(Path(os.environ["WORLD"]) / "calls.jsonl", "a") as f:
-    f.write(json.dumps({"tool": "docker", "argv": sys.argv[1:], "pythonpath": os.environ.get("PYTHONPATH")}) + "\\n")
-print("docker double", *sys.argv[1:])
+    f.write(json.dumps({"tool": "nano", "argv": sys.argv[1:], "pythonpath": os.environ.get("PYTHONPATH")}) + "\\n")
+print("nano double", *sys.argv[1:])
 """,
-    "scripts/world/fixtures/__init__.py": """
-def install(home, world):
+    "scripts/world/boot.py": """
+def boot(home, world, env):
     (home / "reflector").mkdir()
     (home / "reflector" / ".env").write_text("AUTH_BACKEND=none\\n")
 """,
@@ -273,9 +273,9 @@ def test_fakes_serve_the_guide_hostnames_on_443(world: World) -> None:
 
 def test_stand_in_calls_are_returned_with_their_run(world: World, repo: Path) -> None:
     """The wrapper sets PYTHONPATH for the stand-in only; the snippet's environment stays the allowlist."""
-    r = world.run("t", "docker compose ps; echo ${PYTHONPATH-unset}", 10)
-    assert r.output == "docker double compose ps\nunset\n"
-    assert r.standins == ({"tool": "docker", "argv": ["compose", "ps"], "pythonpath": str(repo)},)
+    r = world.run("t", "nano notes.txt; echo ${PYTHONPATH-unset}", 10)
+    assert r.output == "nano double notes.txt\nunset\n"
+    assert r.standins == ({"tool": "nano", "argv": ["notes.txt"], "pythonpath": str(repo)},)
     assert world.run("t", "true", 10).standins == ()
 
 

@@ -137,6 +137,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtu
             ),
             "reflector-web-1": container("reflector", "web", "monadicalsas/reflector-frontend:latest", {"NEXTAUTH_URL": APP}),
         }
+        # What Authentik's first start on an empty database keeps of its worker's bootstrap settings.
+        worker_env = state["containers"]["authentik-worker-1"]["env"]
+        state["authentik"] = {"database": "test", "bootstrap": {k: v for k, v in worker_env.items() if k.startswith("AUTHENTIK_BOOTSTRAP_")}}
     stub = StubWorld(
         {
             "authentik.example.com": ("authentik", "authentik-server-1"),
@@ -630,13 +633,18 @@ def test_jwks_x5c_decodes_to_authentiks_self_signed_certificate(world: World) ->
 
 def test_real_world_routing_reaches_authentik_through_caddy(tmp_path: Path) -> None:
     """With scripts/world/state.py's own resolve: Caddy's route to authentik-server-1:9000 on a shared network."""
-    running = {"status": "running", "networks": ["reflector_default"], "env": {}, "files": {}}
-    with real_world.locked_state(tmp_path) as state:
-        state["containers"] = {
-            "reflector-caddy-1": running | {"project": "reflector", "service": "caddy", "image": "caddy:2-alpine"},
-            "authentik-server-1": running | {"project": "authentik", "service": "server", "image": "ghcr.io/goauthentik/server:2026.2"},
-        }
-        state["caddy_routes"] = {"authentik.example.com": "authentik-server-1:9000", "api.example.com": "server:1250"}
+
+    def running(name: str, image: str, routes: dict[str, str] | None = None) -> real_world.Container:
+        endpoint = real_world.Endpoint("net", f"ep-{name}", "172.18.0.2", "02:42:ac:12:00:02")
+        labels = {"com.docker.compose.project": name.split("-")[0]}
+        return real_world.Container(
+            id=f"id-{name}", name=name, created=0.0, image=image, image_id="sha256:x", config={"Labels": labels}, host_config={},
+            endpoints={"reflector_default": endpoint}, run=real_world.RunState(status="running"), routes=routes or {},
+        )  # fmt: skip
+
+    with real_world.locked_world(tmp_path) as state:
+        state.engine.put(running("reflector-caddy-1", "caddy:2-alpine", {"authentik.example.com": "authentik-server-1:9000", "api.example.com": "server:1250"}))
+        state.engine.put(running("authentik-server-1", "ghcr.io/goauthentik/server:2026.2.1"))
     handle = server.start(tmp_path, port=0)
     try:
         context = ssl.create_default_context(cafile=tmp_path / "ca.pem")
@@ -664,7 +672,9 @@ def test_backend_answers_preflights_as_starlettes_cors_middleware(env: dict[str,
 
     settings = reflector_api.Settings.of({"env": env})
     preflight = Request(
-        "OPTIONS", "/v1/me", "api.example.com",
+        "OPTIONS",
+        "/v1/me",
+        "api.example.com",
         {"origin": "https://app.example.com", "access-control-request-method": "GET", "access-control-request-headers": "authorization"},
     )  # fmt: skip
     got_status, headers = reflector_api.cors_headers(preflight, settings)

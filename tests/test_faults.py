@@ -169,6 +169,41 @@ def test_unknown_fault_is_refused_with_the_known_ones(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Faults of the engine, under the real docker CLIs
+# ---------------------------------------------------------------------------------------------
+
+PS = "cd ~/reflector && docker compose -f docker-compose.prod.yml ps --format '{{.Name}}'"
+
+
+def test_engine_down_fails_a_docker_step_with_the_clis_own_message(tmp_path: Path) -> None:
+    """No daemon behind /var/run/docker.sock: the real CLI says so, and the step fails naming its line."""
+    root = site(tmp_path, {"fault.md": shell_page(PS)})
+    v = run_one(root, "fault.md", ("engine-down", {}))
+    assert v.status == "failed"
+    assert message(v).startswith("docs/fault.md:5: exit status 1, the page implies 0")
+    assert "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" in v.output
+    control = run_one(root, "fault.md")
+    assert control.status == "passed", message(control)
+
+
+def test_docker_call_the_engine_does_not_model_fails_loudly(tmp_path: Path) -> None:
+    """A valid docker command whose API call this world does not serve fails with the engine's "not modelled" error."""
+    root = site(tmp_path, {"fault.md": shell_page("docker system df")})
+    v = run_one(root, "fault.md")
+    assert v.status == "failed"
+    assert message(v).startswith("docs/fault.md:5: exit status 1, the page implies 0")
+    assert "Error response from daemon: GET /system/df is not modelled in this world" in v.output
+
+
+def test_hidden_docker_error_in_a_passing_step_is_reported(tmp_path: Path) -> None:
+    """`|| true` hides a docker failure from the exit status, not from the reader: the step fails on the daemon's error."""
+    root = site(tmp_path, {"fault.md": shell_page("docker network connect reflector_default authentik-server-1 || true")})
+    v = run_one(root, "fault.md")
+    assert v.status == "failed"
+    assert "the output has an error the page doesn't show: Error response from daemon: No such container: authentik-server-1" in v.reason
+
+
+# ---------------------------------------------------------------------------------------------
 # Snippets that misbehave
 # ---------------------------------------------------------------------------------------------
 
@@ -233,18 +268,18 @@ def fresh_probe() -> Iterator[None]:
     sandbox.check_prerequisites.cache_clear()
 
 
-@pytest.mark.parametrize(("tool", "package"), [("jq", "jq"), ("openssl", "openssl"), ("curl", "curl")])
+@pytest.mark.parametrize(("tool", "package"), [("jq", "jq"), ("openssl", "openssl"), ("curl", "curl"), ("docker", "docker.io")])
 def test_missing_host_tool_says_which_package_to_install(tool: str, package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_probe: None) -> None:
-    """Without jq (or openssl, curl) on the host, no world starts and the message names the apt package."""
+    """Without jq (or openssl, curl, Docker's CLI) on the host, no world starts and the message names the apt package."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for t in sandbox.HOST_TOOLS:
-        real = shutil.which(t, path="/usr/bin:/bin")
+        real = shutil.which(t, path=sandbox.HOST_PATH)
         assert real is not None, f"{t} is needed on this host to run the test suite"
         if t != tool:
             (bin_dir / t).symlink_to(real)
     real_which = shutil.which
-    # The host check looks in the sandbox's PATH (/usr/bin:/bin); point it at a PATH without the tool.
+    # The host check looks in the sandbox's PATH (/usr/local/bin:/usr/bin:/bin); point it at a PATH without the tool.
     monkeypatch.setattr("scripts.sandbox.shutil.which", lambda cmd, mode=os.F_OK | os.X_OK, path=None: real_which(cmd, mode, str(bin_dir)))
     root = site(tmp_path, {"p.md": shell_page("echo hi")})
     run = PageRun(load_page(root / "docs" / "p.md", root), root=root)

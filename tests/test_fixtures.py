@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dotenv import dotenv_values
 
-from scripts.world import fixtures
+from scripts import sandbox
+from scripts.world import boot, fixtures
 
 VENV_BIN = Path(sys.executable).parent
 CADDY = VENV_BIN / "caddy"
@@ -86,28 +87,20 @@ def test_only_the_setup_script_is_executable(checkout: Path) -> None:
             assert mode == (0o755 if rel == SCRIPT else 0o644), rel
 
 
-def test_install_lays_the_checkout_then_computes_the_world_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """init_state reads the checkout, so it must run after the copy, with (world, home)."""
-    import scripts.world.state
-
-    seen: list[tuple[Path, Path, bool]] = []
-
-    def fake_init_state(world: Path, home: Path) -> None:
-        seen.append((world, home, (home / "reflector" / "docker-compose.prod.yml").is_file()))
-
-    monkeypatch.setattr(scripts.world.state, "init_state", fake_init_state)
-    fixtures.install(tmp_path / "home", tmp_path / "world")
-    assert seen == [(tmp_path / "world", tmp_path / "home", True)]
+def test_boot_without_a_docker_cli_says_what_to_install(tmp_path: Path) -> None:
+    """The world runs the host's docker CLI; a machine without one gets the package to install, not a traceback."""
+    with pytest.raises(boot.BootError, match=r"apt-get install docker\.io"):
+        boot.boot(tmp_path / "home", tmp_path / "world", {"PATH": str(tmp_path / "empty")})
 
 
-def test_install_brings_the_stack_up_with_caddy(tmp_path: Path) -> None:
-    """With the real docker stand-in, the fixture stack starts as the deployer left it."""
-    from scripts.world.state import read_state
-
-    fixtures.install(tmp_path / "home", tmp_path / "world")
-    containers = read_state(tmp_path / "world")["containers"]
-    for name in ("reflector-server-1", "reflector-web-1", "reflector-caddy-1"):
-        assert containers[name]["status"] == "running", name
+def test_boot_reports_composes_own_error(tmp_path: Path) -> None:
+    """If the deployer's `up` fails (here: no engine listens), the world does not start, and says why."""
+    (tmp_path / "home").mkdir()
+    env = {"PATH": sandbox.HOST_PATH, "HOME": str(tmp_path / "home"), "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock", "DOCKER_CONFIG": str(tmp_path / "cfg")}
+    (tmp_path / "cfg" / "cli-plugins").mkdir(parents=True)
+    (tmp_path / "cfg" / "cli-plugins" / "docker-compose").symlink_to(sandbox.compose_plugin())
+    with pytest.raises(boot.BootError, match="Cannot connect to the Docker daemon"):
+        boot.boot(tmp_path / "home", tmp_path / "world", env)
 
 
 # ---------------------------------------------------------------- docker-compose.prod.yml

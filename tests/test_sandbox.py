@@ -130,7 +130,8 @@ def test_ca_bundle_is_the_worlds_own(world: World) -> None:
 
 def test_missing_hooks_are_logged_not_fatal(world: World) -> None:
     log = world.log.read_text()
-    assert "scripts.world.fixtures is missing" in log
+    assert "scripts.world.engine is missing" in log
+    assert "scripts.world.boot is missing" in log
     assert "scripts.world.fakes.server is missing" in log
 
 
@@ -181,7 +182,7 @@ def test_keep_copies_home_world_and_log(repo: Path, tmp_path: Path) -> None:
         w.run("docs/p.md:3", "echo hi > ~/note", 10)
     assert (keep / "home" / "note").read_text() == "hi\n"
     assert (keep / "world" / "snippets" / "docs_p.md_3.sh").read_text() == "echo hi > ~/note"
-    assert "scripts.world.fixtures is missing" in (keep / "executor.log").read_text()
+    assert "scripts.world.boot is missing" in (keep / "executor.log").read_text()
 
 
 def failing_preexec(uid: int, gid: int) -> Callable[[], None]:

@@ -116,7 +116,7 @@ def test_sudo_preserve_env_keeps_home_but_not_path(world: World) -> None:
 
 
 def test_sudo_finds_the_worlds_stand_ins_first(world: World) -> None:
-    """`sudo docker ...` must reach the docker stand-in, as it reaches /usr/bin/docker for real."""
+    """The world's own wrappers come first for `sudo` too (a probe named docker here), before secure_path."""
     show(world, "docker")
     done = world.run("sudo", "docker", "compose", "up", "-d", cwd=world.home)
     assert done.returncode == 0, done.stderr

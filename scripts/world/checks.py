@@ -19,6 +19,10 @@ from typing import Any
 
 import pydantic
 
+from scripts.world import caddy, compose
+from scripts.world.images import reflector
+from scripts.world.state import CADDY_CONTAINER, Container, read_engine, read_state
+
 Result = tuple[bool, str]
 Check = Callable[[dict[str, str], Path, Path], Result]
 CHECKS: dict[str, Check] = {}
@@ -67,10 +71,8 @@ def env_lines(path: Path) -> list[tuple[str, str]]:
 
 
 def compose_env(path: Path) -> dict[str, str]:
-    """The values Docker Compose would read from this .env (compose-go's interpolation, as the docker stand-in does)."""
-    from scripts.world.standins import docker
-
-    return docker.read_dotenv(path, {})
+    """The values Docker Compose reads from this .env (its own parser, run on the file)."""
+    return compose.env_file(path)
 
 
 ALPHABETS = [(re.compile(r"^[0-9a-f]+$"), 16), (re.compile(r"^[0-9A-Za-z+/]+=*$"), 64), (re.compile(r"^[0-9A-Za-z_-]+$"), 64)]
@@ -172,9 +174,13 @@ def file_exists(args: dict[str, str], home: Path, world: Path) -> Result:
 
 
 def state(world: Path) -> dict[str, Any]:
-    from scripts.world import state as w
+    """The state file as JSON (the fakes' sections)."""
+    return read_state(world)
 
-    return w.read_state(world)
+
+def running(world: Path, name: str) -> Container | None:
+    """The container named `name`, whatever its state."""
+    return read_engine(world).container_named(name)
 
 
 @check("compose-file")
@@ -196,45 +202,78 @@ def compose_file(args: dict[str, str], home: Path, world: Path) -> Result:
 
 @check("network-attached")
 def network_attached(args: dict[str, str], home: Path, world: Path) -> Result:
-    c = state(world).get("containers", {}).get(args["container"])
+    c = running(world, args["container"])
     if c is None:
         return False, f"no container {args['container']}"
-    nets = c.get("networks", [])
+    nets = sorted(c.endpoints)
     return (args["network"] in nets, f"{args['container']} is on {nets}")
 
 
 @check("container-status")
 def container_status(args: dict[str, str], home: Path, world: Path) -> Result:
-    c = state(world).get("containers", {}).get(args["container"])
-    got = c.get("status") if c else "absent"
+    c = running(world, args["container"])
+    got = c.run.status if c else "absent"
     return (got == args.get("status", "running"), f"{args['container']} is {got}")
 
 
 @check("containers-current")
 def containers_current(args: dict[str, str], home: Path, world: Path) -> Result:
-    """Every container of the project runs the configuration its compose file and env files give now.
+    """Every running container of the project has the environment and image its compose file and env files give now.
 
     A container keeps the environment it was created with: a step that edits an .env file and
-    recreates only some services leaves the others on stale settings (beat, typically)."""
-    from scripts.world.standins import docker
-
+    recreates only some services leaves the others on stale settings (beat, typically). What the
+    files give is compose's own resolution (`docker compose config`); what runs is the engine's record."""
     directory = expand(args.get("dir", "~/reflector"), home)
-    project = docker.load_project(directory, [args.get("file", "docker-compose.prod.yml")], None, ["caddy"], environ={})
+    model = compose.project(directory, args.get("file", "docker-compose.prod.yml"), ["caddy"])
+    engine = read_engine(world)
     stale = []
-    for name, c in sorted(state(world).get("containers", {}).items()):
-        if c.get("project") != project.name or c.get("status") not in {"running", "restarting"}:
+    for c in sorted(engine.containers.values(), key=lambda c: c.name):
+        service = model["services"].get(c.service)
+        if c.project != model["name"] or service is None or c.run.status not in {"running", "restarting"}:
             continue
-        if docker.build_config(project, c["service"], home)["config_hash"] != c.get("config_hash"):
-            stale.append(name)
+        image = engine.images.get(c.image_id)
+        expected = dict(e.split("=", 1) for e in (image.config.get("Env") or []) if "=" in e) if image else {}
+        expected |= {k: v for k, v in (service.get("environment") or {}).items() if v is not None}
+        if c.env != expected or service.get("image") not in (None, c.image):
+            stale.append(c.name)
     if stale:
         return False, f"{', '.join(stale)} still run(s) an older configuration than the compose and .env files give: recreate them"
-    return True, f"every container of {project.name} is current"
+    return True, f"every container of {model['name']} is current"
+
+
+@check("public-data-retention")
+def public_data_retention(args: dict[str, str], home: Path, world: Path) -> Result:
+    """Public mode is on in the running beat, and its nightly clean-up uses the retention the step means, set explicitly.
+
+    Reflector 0.34.0's worker/app.py adds `cleanup_old_public_data` at 03:00 UTC when PUBLIC_MODE is
+    true; it deletes every transcript without an owner (without sign-in: all of them) older than
+    PUBLIC_DATA_RETENTION_DAYS, 7 by default (settings.py). A step that turns public mode on must
+    choose that number, not inherit it. `days=N` is the retention the page means. With public mode
+    off nothing is scheduled, which is not what such a step does: the check fails there too, so it
+    shows the step's effect (scripts/reader.py starts-from runs it before the step)."""
+    beat = read_engine(world).container_named(args.get("container", "reflector-beat-1"))
+    if beat is None or not beat.running:
+        return False, f"{args.get('container', 'reflector-beat-1')} is not running, so nothing tells what it schedules"
+    settings = reflector.Settings.of(beat.env)
+    if not settings.PUBLIC_MODE:
+        return False, f"public mode is off in {beat.name}: it schedules no clean-up of public data, so the {args['days']} days are not in force"
+    explicit = any(k.lower() == "public_data_retention_days" for k in beat.env)
+    days = settings.PUBLIC_DATA_RETENTION_DAYS
+    if not explicit:
+        return False, (
+            f"PUBLIC_MODE is on in {beat.name}: every night at {reflector.CLEANUP_HOUR_UTC:02d}:00 UTC it deletes each transcript without an owner "
+            f"older than {days} days, the default, which the page never chose; set PUBLIC_DATA_RETENTION_DAYS={args['days']}"
+        )
+    if days != int(args["days"]):
+        return False, f"{beat.name} deletes ownerless transcripts after {days} days, not the {args['days']} the page means"
+    return True, f"{beat.name} deletes ownerless transcripts older than {days} days, nightly at {reflector.CLEANUP_HOUR_UTC:02d}:00 UTC"
 
 
 @check("caddy-route")
 def caddy_route(args: dict[str, str], home: Path, world: Path) -> Result:
-    """Caddy's live config (what the container loaded on reload) proxies the host to the upstream."""
-    routes = state(world).get("caddy_routes", {})
+    """Caddy's live config (what the container loaded at start or on reload) proxies the host to the upstream."""
+    c = running(world, CADDY_CONTAINER)
+    routes = dict(c.routes) if c is not None and c.running else {}
     got = routes.get(args["host"])
     return (got == args["upstream"], f"Caddy routes {args['host']} to {got!r} (all: {routes})")
 
@@ -372,9 +411,7 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
 
 def caddy_routes(text: str) -> set[tuple[str, str]]:
     """(host, upstream) pairs of a Caddyfile, as the real `caddy adapt` reads it in the caddy container (no env)."""
-    from scripts.world.standins import docker
-
-    routes, error = docker.caddy_adapt(text)
+    routes, error = caddy.adapt(text)
     if error is not None:
         raise ValueError(f"caddy adapt rejects it: {error}")
     return set(routes.items())
@@ -399,9 +436,7 @@ def validate(path: Path, fmt: str) -> str | None:
             return f"PyYAML: {e}"
         return None
     if fmt == "caddyfile":
-        from scripts.world.standins import docker
-
-        return docker.caddy_adapt(text)[1]
+        return caddy.adapt(text)[1]
     return f"unknown format {fmt}"
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from scripts.world.state import read_engine
+
 API = "https://api.example.com"  # the example; a run with other values reads the API's address from the web container
 SCOPE = "openid email profile offline_access"  # what Reflector's frontend requests (authBackend.ts)
 
@@ -24,11 +26,9 @@ def api_url(env: dict[str, str]) -> str:
 
 
 def web_env(world: Path) -> dict[str, str]:
-    from scripts.world import state as w
-
-    container = w.read_state(world).get("containers", {}).get("reflector-web-1") or {}
-    env: dict[str, str] = container.get("env", {})
-    return env
+    """The environment of the running web container (empty when there is none)."""
+    container = read_engine(world).container_named("reflector-web-1")
+    return container.env if container is not None and container.running else {}
 
 
 class SignInError(Exception):

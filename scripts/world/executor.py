@@ -27,7 +27,9 @@ STATE = SESSION / "state.sh"
 LOADER = SESSION / "loader.sh"
 CALLS = WORLD / "calls.jsonl"
 TRAFFIC = WORLD / "traffic.jsonl"  # written by the fakes' front (scripts/world/fakes/server.py)
-STANDINS = ("docker", "sudo", "ssh", "nano")
+STANDINS = ("sudo", "ssh", "nano")
+DOCKER_SOCKET = WORLD / "docker.sock"
+"""Where the simulated engine listens; the sandbox links /var/run/docker.sock (and /run/docker.sock) to it."""
 
 GRACE = 1.0  # seconds between SIGTERM and SIGKILL when a snippet times out
 DRAIN = 1.0  # seconds to collect output still buffered once every writer is gone
@@ -209,11 +211,13 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 class Executor:
     """The world's one resident process: owns the session state and the fakes' handle."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, *, boot: bool = True) -> None:
         self.repo = repo
+        self.boot = boot
         self.env = dict(os.environ)
         self.cwd = HOME
         self.fakes: Any = None
+        self.engine: Any = None
         self.checks: ModuleType | None = None
         self.checks_looked_up = False
         self.own = frozenset({1, os.getpid()})
@@ -228,13 +232,18 @@ class Executor:
             wrapper = WORLD / "bin" / tool
             wrapper.write_text(stand_in_wrapper(tool, self.repo))
             wrapper.chmod(0o755)
-        fixtures = optional_module("scripts.world.fixtures", "install")
+        docker = optional_module("scripts.world.engine", "start")
+        if docker is not None:
+            self.engine = docker.start(WORLD, DOCKER_SOCKET)
+            log("engine listening")
+        fixtures = optional_module("scripts.world.boot", "boot") if self.boot else None
         if fixtures is not None:
-            fixtures.install(HOME, WORLD)
-            log("fixtures installed")
+            fixtures.boot(HOME, WORLD, self.env)
+            log("fixture stack up")
         server = optional_module("scripts.world.fakes.server", "start")
         if server is not None:
-            self.fakes = server.start(WORLD)
+            # The fakes see the world through the engine, which lets crash-looping containers retry.
+            self.fakes = server.start(WORLD, world_api=docker.Observed(self.engine.engine)) if docker is not None else server.start(WORLD)
             log("fakes started")
         # Whatever the hooks started (a helper process of the fakes) belongs to the world, not to a snippet.
         self.own = self.own | {p.pid for p in processes(frozenset())}
@@ -243,6 +252,9 @@ class Executor:
         if self.fakes is not None:
             self.fakes.stop()
             self.fakes = None
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
 
     # -- run -------------------------------------------------------------------------------------
 
@@ -346,9 +358,23 @@ class Executor:
         return outcome(lambda: module.apply_config(path, content, format, mode, HOME, WORLD), f"apply {path}")
 
     def fault(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if self.fakes is None or not hasattr(self.fakes, "fault"):
-            return {"ok": False, "detail": f"cannot inject fault {name}: the fakes are not running or take no faults"}
-        return outcome(lambda: self.fakes.fault(name, args), f"fault {name}")
+        fakes, docker = self.fakes, self.engine
+        if name.startswith("engine-"):
+            if docker is None:
+                return {"ok": False, "detail": f"cannot inject fault {name}: the engine is not running"}
+            return outcome(lambda: docker.fault(name), f"fault {name}")
+        if fakes is None:
+            return {"ok": False, "detail": f"cannot inject fault {name}: the fakes are not running"}
+        if name == "clear" and docker is not None:
+            docker.fault("clear")
+        return outcome(lambda: fakes.fault(name, args), f"fault {name}")
+
+    def restored(self, inodes: str) -> dict[str, Any]:
+        """A snapshot was unpacked into this world (scripts/replay.py): the engine holds the restored files."""
+        docker = self.engine
+        if docker is None:
+            return {"ok": True, "detail": "no engine: nothing holds files"}
+        return outcome(lambda: docker.restored(inodes), "restored")
 
     def keep(self, dest: str) -> dict[str, Any]:
         keep = Path("/keep")
@@ -388,6 +414,8 @@ class Executor:
             return self.apply(str(request["path"]), str(request["content"]), str(request["format"]), str(request["mode"]))
         if op == "fault":
             return self.fault(str(request["name"]), dict(request.get("args") or {}))
+        if op == "restored":
+            return self.restored(str(request.get("inodes", "")))
         if op == "keep":
             return self.keep(str(request.get("dest", "")))
         if op == "shutdown":
@@ -483,7 +511,10 @@ def main() -> int:
     rename = os.environ.pop("WORLD_RENAME", None)
     if rename is not None:
         (WORLD / "rename.json").write_text(rename)
-    executor = Executor(Path.cwd())
+    # sandbox.World.start(boot=False): a snapshot is restored into this world next, so the fixture
+    # stack is not booted (the snapshot holds one).
+    boot = os.environ.pop("WORLD_BOOT", "1") != "0"
+    executor = Executor(Path.cwd(), boot=boot)
 
     def send(message: dict[str, Any]) -> None:
         protocol.write(json.dumps(message) + "\n")

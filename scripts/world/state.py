@@ -1,4 +1,9 @@
-"""The world's shared state (state.json under flock), its paths, and who answers a hostname."""
+"""The world's shared state (state.json under flock) as typed records, its paths, and who answers a hostname.
+
+One owner per part: the simulated Docker Engine (scripts/world/engine) owns `engine` (containers,
+networks, volumes, images, execs); each fake owns its own section of `apps` (`authentik`,
+`reflector`), which stays plain JSON because only that fake reads it.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,19 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 WORLD = Path(os.environ.get("WORLD", "/run/world"))
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
+
+Json = Any
+"""A JSON value as the Engine API carries it (a create request's Config, HostConfig)."""
 
 # The Caddy container of the Reflector stack: every example.com host goes through it.
 CADDY_CONTAINER = "reflector-caddy-1"
@@ -33,12 +42,325 @@ TLS internal_error alert, which is what Caddy's certificate selection does; curl
 UP_FOR = 2 * 3600
 """How long the fixture stack has been up when the guide starts (seconds)."""
 
-# Which fake answers a container's port: (image prefix, port) -> app name.
+# Which fake answers a container's port: (image repository, port) -> app name.
 _APPS = (
     ("monadicalsas/reflector-frontend", 3000, "web"),
     ("monadicalsas/reflector-backend", 1250, "reflector-api"),
     ("ghcr.io/goauthentik/server", 9000, "authentik"),
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A mount as the daemon set it up: `source` is a host path (bind) or a volume name (volume).
+
+    `inode`, for a single-file bind mount, is the file the container was given at its last start:
+    the daemon holds that inode open, so an edit in place shows and a file replaced by rename does
+    not. LOST once a snapshot was restored in which that inode had no path any more (the container
+    then sees what its process read at start); 0 for every other mount."""
+
+    type: str
+    source: str
+    target: str
+    read_only: bool = False
+    inode: int = 0
+
+
+LOST = -1
+"""Mount.inode of a single-file bind whose file exists nowhere any more (see Mount)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A container's attachment to one network: its address and the names it answers to there."""
+
+    network_id: str
+    endpoint_id: str
+    ip: str
+    mac: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """The main process: `status` is one of the Engine API's created|running|restarting|exited|dead.
+
+    `health` is None without a healthcheck, else starting|healthy|unhealthy."""
+
+    status: str = "created"
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    health: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One container. `config` is the Engine API Config after the daemon merged the image's defaults;
+    `files` are what the main process read at its last start (a key, a Caddyfile); `routes` what a
+    proxy loaded (host -> upstream dial)."""
+
+    id: str
+    name: str
+    created: float
+    image: str
+    image_id: str
+    config: Mapping[str, Json]
+    host_config: Mapping[str, Json]
+    mounts: tuple[Mount, ...] = ()
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    run: RunState = RunState()
+    restart_count: int = 0
+    files: Mapping[str, str] = field(default_factory=dict)
+    routes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Config.Env as a mapping (the last of duplicate keys wins, as in the process's environ)."""
+        out: dict[str, str] = {}
+        for item in self.config.get("Env") or ():
+            key, _, value = str(item).partition("=")
+            out[key] = value
+        return out
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return dict(self.config.get("Labels") or {})
+
+    @property
+    def project(self) -> str:
+        return self.labels.get("com.docker.compose.project", "")
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("com.docker.compose.service", "")
+
+    @property
+    def restart_policy(self) -> str:
+        return str((self.host_config.get("RestartPolicy") or {}).get("Name") or "no")
+
+    @property
+    def running(self) -> bool:
+        return self.run.status == "running"
+
+    def app_view(self) -> Mapping[str, Any]:
+        """What a fake app reads of the container that runs it (scripts/world/fakes: AppContext.container)."""
+        return MappingProxyType({"name": self.name, "project": self.project, "service": self.service, "image": self.image, "env": self.env, "files": dict(self.files)})
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A user-defined bridge network (the world models no others)."""
+
+    id: str
+    name: str
+    created: float
+    subnet: str
+    gateway: str
+    driver: str = "bridge"
+    attachable: bool = False
+    internal: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A named volume; `data` is the directory that holds its content (under the world dir).
+
+    `incarnation` tells a volume from one of the same name created after it was removed."""
+
+    name: str
+    created: float
+    data: str
+    incarnation: str
+    driver: str = "local"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image in the daemon's store: its tags and the config its Dockerfile gave."""
+
+    id: str
+    tags: tuple[str, ...]
+    created: float
+    config: Mapping[str, Json]
+
+
+@dataclass(frozen=True, slots=True)
+class Exec:
+    """An exec instance: created by `POST /containers/{id}/exec`, run once by `/exec/{id}/start`."""
+
+    id: str
+    container_id: str
+    cmd: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    user: str = ""
+    working_dir: str = ""
+    tty: bool = False
+    attach_stdin: bool = False
+    running: bool = False
+    exit_code: int | None = None
+
+
+@dataclass(slots=True)
+class EngineState:
+    """Everything the daemon keeps, keyed as the daemon keys it."""
+
+    containers: dict[str, Container] = field(default_factory=dict)  # by id
+    networks: dict[str, Network] = field(default_factory=dict)  # by id
+    volumes: dict[str, Volume] = field(default_factory=dict)  # by name
+    images: dict[str, Image] = field(default_factory=dict)  # by id
+    execs: dict[str, Exec] = field(default_factory=dict)  # by id
+
+    def container_named(self, name: str) -> Container | None:
+        return next((c for c in self.containers.values() if c.name == name), None)
+
+    def network_named(self, name: str) -> Network | None:
+        return next((n for n in self.networks.values() if n.name == name), None)
+
+    def put(self, container: Container) -> Container:
+        self.containers[container.id] = container
+        return container
+
+
+@dataclass(slots=True)
+class WorldState:
+    """The whole state file: the engine's typed part and the fakes' own sections."""
+
+    engine: EngineState
+    apps: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------------------------
+
+
+def _container(d: Mapping[str, Any]) -> Container:
+    return Container(
+        id=d["id"], name=d["name"], created=d["created"], image=d["image"], image_id=d["image_id"],
+        config=d["config"], host_config=d["host_config"],
+        mounts=tuple(Mount(**m) for m in d["mounts"]),
+        endpoints={k: Endpoint(**{**e, "aliases": tuple(e["aliases"])}) for k, e in d["endpoints"].items()},
+        run=RunState(**d["run"]), restart_count=d["restart_count"], files=d["files"], routes=d["routes"],
+    )  # fmt: skip
+
+
+def engine_from_json(d: Mapping[str, Any]) -> EngineState:
+    return EngineState(
+        containers={k: _container(v) for k, v in d.get("containers", {}).items()},
+        networks={k: Network(**v) for k, v in d.get("networks", {}).items()},
+        volumes={k: Volume(**v) for k, v in d.get("volumes", {}).items()},
+        images={k: Image(**{**v, "tags": tuple(v["tags"])}) for k, v in d.get("images", {}).items()},
+        execs={k: Exec(**{**v, "cmd": tuple(v["cmd"]), "env": tuple(v["env"])}) for k, v in d.get("execs", {}).items()},
+    )
+
+
+def plain(value: Any) -> Any:
+    """A record as json.loads would give it back: records as objects, tuples as arrays, mappings as dicts.
+
+    Not dataclasses.asdict, which deep-copies every leaf: the engine serialises its state on every API
+    request, and asdict made that most of a request's time. The Engine API's own documents (a
+    container's Config and HostConfig, an image's Config) are JSON already and are never changed in
+    place (records are replaced), so they are shared as they are."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return {f.name: (getattr(value, f.name) if f.name in _API_DOCUMENTS else plain(getattr(value, f.name))) for f in fields(value)}
+
+
+_API_DOCUMENTS = frozenset({"config", "host_config"})
+
+
+def engine_to_json(engine: EngineState) -> dict[str, Any]:
+    return {
+        "containers": {k: plain(v) for k, v in engine.containers.items()},
+        "networks": {k: plain(v) for k, v in engine.networks.items()},
+        "volumes": {k: plain(v) for k, v in engine.volumes.items()},
+        "images": {k: plain(v) for k, v in engine.images.items()},
+        "execs": {k: plain(v) for k, v in engine.execs.items()},
+    }
+
+
+def empty_state() -> dict[str, Any]:
+    """A world with no containers, no networks, no images, and fakes that have not started."""
+    return {"engine": engine_to_json(EngineState()), "authentik": {}, "reflector": {}}
+
+
+# ---------------------------------------------------------------------------------------------
+# The file
+# ---------------------------------------------------------------------------------------------
+
+
+def read_state(world: Path = WORLD) -> dict[str, Any]:
+    """The current state as JSON; a reader needs no lock because writers replace the file atomically."""
+    data: dict[str, Any] = json.loads(state_text(world))
+    return data
+
+
+def state_text(world: Path) -> str:
+    path = world / STATE_FILE
+    return path.read_text() if path.exists() else json.dumps(empty_state())
+
+
+def read_engine(world: Path = WORLD) -> EngineState:
+    """The engine's part of the current state, as records."""
+    return engine_from_json(read_state(world).get("engine", {}))
+
+
+def write_state(world: Path, state: Mapping[str, Any]) -> None:
+    """Replace state.json atomically (write a sibling, then rename); call under the lock."""
+    tmp = world / f".{STATE_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(state, sort_keys=True))  # no indent: only the C encoder is fast enough per request (`jq .` shows it)
+    os.replace(tmp, world / STATE_FILE)
+
+
+@contextlib.contextmanager
+def locked_state(world: Path = WORLD) -> Iterator[dict[str, Any]]:
+    """Read-modify-write under an exclusive flock; written back only if the block succeeds and changed something.
+
+    The fakes use this for their own sections; each open() is its own open file description, so
+    the lock also serialises threads of one process."""
+    with open(world / LOCK_FILE, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            text = state_text(world)
+            state = json.loads(text)
+            yield state
+            if state != json.loads(text):  # most requests only read: no rewrite, no new inode for state.json
+                write_state(world, state)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def locked_world(world: Path = WORLD) -> Iterator[WorldState]:
+    """The engine's read-modify-write: its records, with the fakes' sections alongside (for the calls
+    the engine makes into a fake, such as Authentik's first start)."""
+    with locked_state(world) as raw:
+        state = WorldState(engine_from_json(raw.get("engine", {})), raw)
+        yield state
+        engine = engine_to_json(state.engine)
+        if engine != raw.get("engine"):
+            raw["engine"] = engine
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing: who answers https://<host>/
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +376,7 @@ class Proxied:
 
     app: str
     container_name: str
-    container: dict[str, Any]
+    container: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,123 +390,49 @@ class Unreachable:
 Upstream = Direct | Proxied | Unreachable
 
 
-def empty_state() -> dict[str, Any]:
-    """A world with no containers, no networks and no Caddy routes."""
-    return {
-        "networks": {},
-        "containers": {},
-        "volumes": {},
-        "caddy_routes": {},
-        "authentik": {"api_tokens": []},
-        "seq": 0,
-    }
-
-
-def read_state(world: Path = WORLD) -> dict[str, Any]:
-    """The current state; a reader needs no lock because writers replace the file atomically."""
-    data: dict[str, Any] = json.loads((world / STATE_FILE).read_text())
-    return data
-
-
-def write_state(world: Path, state: dict[str, Any]) -> None:
-    """Replace state.json atomically (write a sibling, then rename); call under the lock."""
-    tmp = world / f".{STATE_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, world / STATE_FILE)
-
-
-@contextlib.contextmanager
-def locked_state(world: Path = WORLD) -> Iterator[dict[str, Any]]:
-    """Read-modify-write under an exclusive flock; written back only if the block succeeds."""
-    with open(world / LOCK_FILE, "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            path = world / STATE_FILE
-            state = json.loads(path.read_text()) if path.exists() else empty_state()
-            yield state
-            write_state(world, state)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def init_state(world: Path, home: Path) -> None:
-    """Create the starting state: the Reflector stack under ~/reflector already up with Caddy.
-
-    Runs what the deployer ran before the guide starts,
-    `docker compose -f docker-compose.prod.yml --profile caddy up -d`, through the docker
-    stand-in's own model, so snapshots are exactly what that command would take.
-    """
-    from scripts.world.standins import docker  # lazy: docker imports this module
-
-    world.mkdir(parents=True, exist_ok=True)
-    (world / "log").mkdir(exist_ok=True)
-    (world / STATE_FILE).unlink(missing_ok=True)
-    with locked_state(world) as state:
-        state.clear()
-        state.update(empty_state())
-        docker.bring_up(
-            state,
-            world,
-            home,
-            project_dir=home / "reflector",
-            files=["docker-compose.prod.yml"],
-            profiles=["caddy"],
-        )
-        for item in [*state["containers"].values(), *state["networks"].values()]:
-            for key in ("created_at", "started_at"):  # the stack has been up a while: "Up 2 hours"
-                if key in item:
-                    item[key] -= UP_FOR
-
-
 def resolve(world: Path, host: str) -> Upstream:
-    """Who answers `https://<host>/` right now.
-
-    A crash-looping container retries on its own (restart policy), so before answering, let
-    it retry with what it sees now (e.g. the key file that has appeared since).
-    """
-    state = read_state(world)
-    if any(c.get("status") == "restarting" for c in state.get("containers", {}).values()):
-        from scripts.world.standins import docker  # lazy: only needed while something crash-loops
-
-        with locked_state(world) as state:
-            docker.refresh(state, world, Path(os.environ.get("HOME", "/home/deployer")))
-    return resolve_state(state, host)
+    """Who answers `https://<host>/` right now, from the state on disk."""
+    return resolve_state(read_engine(world), host)
 
 
-def resolve_state(state: dict[str, Any], host: str) -> Upstream:
-    """Who answers `host` given `state`: directly, through Caddy to a container, or nobody."""
+def resolve_state(engine: EngineState, host: str) -> Upstream:
+    """Who answers `host`: directly, through Caddy to a container, or nobody."""
     host = host.lower().rstrip(".")
     if host in DIRECT_HOSTS:
         return Direct(host)
-    containers: dict[str, dict[str, Any]] = state.get("containers", {})
-    caddy = containers.get(CADDY_CONTAINER)
-    if caddy is None or caddy.get("status") != "running":
+    caddy = engine.container_named(CADDY_CONTAINER)
+    if caddy is None or not caddy.running:
         return Unreachable(REFUSED, "connect: connection refused")
-    upstream = state.get("caddy_routes", {}).get(host)
+    upstream = caddy.routes.get(host)
     if upstream is None:
         return Unreachable(TLS_ALERT, f"no certificate available for '{host}'")
     name, _, port_text = upstream.rpartition(":")
     port = int(port_text) if port_text.isdigit() else 80
-    found = lookup(containers, CADDY_CONTAINER, name)
+    found = lookup(engine, caddy, name)
     if found is None:
         return Unreachable(502, f"dial tcp: lookup {name} on 127.0.0.11:53: no such host")
-    cname, container, ip = found
-    for image_prefix, app_port, app in _APPS:
-        if str(container.get("image", "")).startswith(image_prefix) and port == app_port:
-            if app == "reflector-api" and container.get("service") != "server":
+    target, ip = found
+    for repository, app_port, app in _APPS:
+        if target.image.split(":")[0] == repository and port == app_port:
+            if app == "reflector-api" and target.env.get("ENTRYPOINT") not in (None, "server"):
                 continue  # worker and beat share the image but listen on nothing
-            return Proxied(app, cname, container)
+            return Proxied(app, target.name, target.app_view())
     return Unreachable(502, f"dial tcp {ip}:{port}: connect: connection refused")
 
 
-def lookup(containers: dict[str, dict[str, Any]], client: str, name: str) -> tuple[str, dict[str, Any], str] | None:
-    """Docker's embedded DNS as seen from `client`: a running container on a shared network
-    whose name, or alias on that network (compose's service name), is `name`."""
-    networks = containers[client].get("networks", [])
-    for net in networks:
-        for cname, c in containers.items():
-            if c.get("status") != "running" or net not in c.get("networks", []):
+def lookup(engine: EngineState, client: Container, name: str) -> tuple[Container, str] | None:
+    """Docker's embedded DNS as seen from `client`: a running container on a shared network whose
+    name, or alias on that network (compose's service name), is `name`; with its address there."""
+    for net in client.endpoints:
+        for c in engine.containers.values():
+            endpoint = c.endpoints.get(net)
+            if not c.running or endpoint is None:
                 continue
-            if cname == name or name in c.get("aliases", {}).get(net, []):
-                return cname, c, c.get("ips", {}).get(net, "172.18.0.2")
+            if name in (c.name, c.id[:12]) or name in endpoint.aliases:
+                return c, endpoint.ip
     return None
+
+
+def with_run(container: Container, **changes: Any) -> Container:
+    """The container with its run state changed (records are frozen)."""
+    return replace(container, run=replace(container.run, **changes))

@@ -15,6 +15,7 @@ import html
 import json
 import re
 import secrets
+import string
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -239,12 +240,37 @@ def _expression(claims: tuple[str, ...]) -> str:
 
 
 def bootstrap(state: Mapping[str, Any], ctx: AppContext) -> dict[str, str]:
-    """The AUTHENTIK_BOOTSTRAP_* settings, which Authentik reads from its worker's environment."""
-    project = ctx.container.get("project")
-    for record in state.get("containers", {}).values():
-        if record.get("project") == project and record.get("service") == "worker":
-            return {k: str(v) for k, v in record.get("env", {}).items() if k.startswith("AUTHENTIK_BOOTSTRAP_")}
-    return {}
+    """The AUTHENTIK_BOOTSTRAP_* settings the install read at its first start (see first_start)."""
+    return dict(state.get("authentik", {}).get("bootstrap", {}))
+
+
+def first_start(state: dict[str, Any], ctx: AppContext, database: str, env: Mapping[str, str]) -> bool:
+    """Authentik starting on `database`: an empty one is migrated, seeded, and bootstrapped from `env`; True if it was.
+
+    The bootstrap settings are read only on the first start, and Authentik's data lives in its
+    PostgreSQL database (docs: install-config/automated-install), so a new database (say, after
+    `docker compose down -v`) starts over from the .env of that moment. Called by the Authentik
+    image (scripts/world/images/authentik.py) when its server or worker starts."""
+    if state.get("authentik", {}).get("database") == database:
+        return False
+    state["authentik"] = {"database": database, "bootstrap": {k: str(v) for k, v in env.items() if k.startswith("AUTHENTIK_BOOTSTRAP_")}}
+    seed(state, ctx)
+    return True
+
+
+def update_or_create_token(state: dict[str, Any], identifier: str, username: str, intent: str, expiring: bool, description: str) -> tuple[str, bool]:
+    """`Token.objects.update_or_create(identifier=..., defaults={...})` in Authentik's Django shell: (key, created).
+
+    The key is kept on update and generated on create (authentik/core/models.py: default_token_key,
+    60 characters)."""
+    tokens: list[Any] = state["authentik"].setdefault("api_tokens", [])
+    for i, token in enumerate(tokens):
+        if isinstance(token, Mapping) and token.get("identifier") == identifier:
+            tokens[i] = dict(token) | {"user": username, "intent": intent, "expiring": expiring, "description": description}
+            return str(token["key"]), False
+    key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(60))
+    tokens.append({"key": key, "identifier": identifier, "user": username, "intent": intent, "expiring": expiring, "description": description})
+    return key, True
 
 
 def parse_duration(text: str) -> timedelta:

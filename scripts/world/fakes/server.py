@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from scripts.world import state as world_state
 from scripts.world.fakes import (
     AppContext,
     Exchange,
@@ -340,9 +341,7 @@ def start(
 ) -> Handle:
     """Bind and serve; the socket is listening when this returns, so clients need no wait."""
     if world_api is None:
-        from scripts.world import state as world_module
-
-        world_api = world_module
+        world_api = world_state
     front = Front((bind, port), world, world_api, fixtures)
     thread = threading.Thread(
         target=front.serve_forever,
