@@ -7,7 +7,7 @@ ability here drops one of those assumptions, and is available to every page thro
 
 - new terminal (`% test: new-terminal` on the block a new terminal runs first): for each section,
   the rest of the page runs after a new terminal is opened there (the shell forgets everything, the
-  server keeps everything), and must end with the same settings and secrets as the plain run;
+  server keeps everything), and must pass and end with the same settings and secrets as the plain run;
 - run twice (every shell block; `% test: again exit=N says=TEXT` for a block that refuses a second
   run on purpose): each block run twice in a row passes again (or fails as the page says), and the
   second run changes no secret or key that is already in use;
@@ -19,24 +19,67 @@ ability here drops one of those assumptions, and is available to every page thro
 
 Snapshots (scripts/replay.py) carry a world from one point of a run to a fresh world, so no ability
 replays a page's beginning more than once.
+
+New terminal: why a rest-of-page run may stop at a later break
+---------------------------------------------------------------
+For the break before section k, run R_k restores the plain run's world there, drops the shell, runs
+the page's new-terminal block, then every step to the end of the page. It passes when every step
+passes and compare_worlds(plain end, plain world at the break, R_k's end) finds nothing: settings
+identical, secrets that existed at the break identical, values drawn after it of the same shape.
+
+Running every R_k to the end costs a number of sections that grows with their square. So the breaks
+run from the last to the first, and R_k stops at a later break j as soon as its state there matches
+S_j, the state that R_j has after its new-terminal block (scripts/equivalence.py match()): there is
+a one-to-one renaming p of drawn values (secrets, keys, IDs, clock readings), the identity on every
+value that the plain world held at break k, that turns R_k's state into S_j, where the state is
+
+1. the world: every path a snapshot carries, with its kind, mode and content (records that nothing
+   reads left out; a bind mount's inode number replaced by the path it numbers), and
+2. the part of the shell that the remaining steps can read (equivalence.relevance()): the carried
+   options (unless the next step sets them first), umask, the cwd (unless the next step first cds to
+   an absolute directory that exists), every exported variable and function, the variables bash
+   reads by itself, and every variable and function whose name the remaining steps spell, or the
+   files they source, or the bodies and values so named, to a fixed point (all of them when a step
+   can read names it doesn't spell: eval, ${!...}, a bare `set`, a file sourced by a computed path).
+
+Then the rest of R_k is the rest of R_j with p undone, because
+(a) a step starts from exactly the shell state that was read (the executor restores it from its
+    saved session, scripts/world/executor.py) and from exactly the world its snapshot carries (the
+    premise of scripts/replay.py), and it can read no other part of the shell than (2) says;
+(b) the same steps run from there (R_k and R_j both go on with the steps after break j); and
+(c) programs use drawn values as opaque tokens (they copy them, compare them, derive from them by
+    the same functions), so renaming every drawn value renames the whole run, and a value R_k would
+    draw later is as good as the one R_j drew.
+R_k therefore fails where R_j fails, and otherwise ends with R_j's end under p undone; the ability
+computes that end (equivalence.rename) and judges it by R_k's own rule above. As p keeps every value
+the world held at break k, a run that replaced a secret in use at the break never matches: it goes
+on to the end and compare_worlds names the secret. R_j is judged in its own right.
+
+What (2) assumes: no program but bash reads OLDPWD from its environment (it counts only where `cd -`
+or `~-` can read it), and a step's aliases, traps and other options are not carried by the executor,
+so no run sees them. REFLECTOR_NEW_TERMINAL_MEMO=0 runs every R_k to the end, to compare or to rule
+the stopping out.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from scripts import equivalence as eq
 from scripts import replay
 from scripts import snippets as sn
 from scripts.check import DEFAULT_TIMEOUT, REPO, START_STATES, PageRun, Status, match_output, pages_dir, tail
-from scripts.sandbox import World
+from scripts.sandbox import HOME, WORLD, World
 
 ABILITIES = ("new-terminal", "run-twice", "counter-worlds", "other-values", "starts-from")
 
@@ -177,38 +220,39 @@ def run_ability(ability: str, page: sn.Page, root: Path = REPO) -> Outcome:
 # What a world holds: settings, secrets, keys
 # ---------------------------------------------------------------------------------------------
 
-# Every file a step of the guide writes, read in one subshell (cwd and variables stay as they are).
-_FINGERPRINT = r"""(
-cd ~ || exit 1
-find . -type f \( -name .env -o -name '*.pem' -o -name Caddyfile -o -name '*.yml' -o -name '*.sh' -o -name 'api-key*' \) \
-  -not -path './.cache/*' | LC_ALL=C sort | while IFS= read -r f; do printf '\036%s\n' "$f"; cat "$f"; done
-printf '\036authentik:providers\n'
-jq -cS '.authentik.providers // {}' "$WORLD/state.json"
-)
-"""
+# The files a step of the guide writes (their names under HOME), and Authentik's providers.
+_FINGERPRINTED = (".env", "*.pem", "Caddyfile", "*.yml", "*.sh", "api-key*")
 # Settings that hold something generated during setup: secrets, keys, and the client ID (random when the
 # provider is made with curl) with the audience that must equal it.
 _SECRET_KEY = re.compile(r"SECRET|PASS|TOKEN|_KEY$|CLIENT_ID$|AUDIENCE$")
 
 
 def fingerprint(world: World) -> dict[str, str]:
-    """Flat entries for what the world holds: `FILE:KEY` for .env settings, `FILE` (sha256) for other files,
+    """What the world holds now (fingerprint_of its capture)."""
+    return fingerprint_of(eq.capture(world))
+
+
+def fingerprint_of(cap: eq.Capture) -> dict[str, str]:
+    """Flat entries for what a world holds: `FILE:KEY` for .env settings, `FILE` (sha256) for other files,
     `authentik:provider:NAME:FIELD` for Authentik's providers."""
-    r = world.run("reader:fingerprint", _FINGERPRINT, DEFAULT_TIMEOUT)
-    if r.rc != 0:
-        raise RuntimeError(f"reading the world's files failed (exit {r.rc}):\n{tail(r.output)}")
     entries: dict[str, str] = {}
-    for chunk in r.output.split("\x1e")[1:]:
-        name, _, body = chunk.partition("\n")
-        if name == "authentik:providers":
-            for provider in (json.loads(body or "{}") or {}).values():
-                for key, value in provider.items():
-                    entries[f"authentik:provider:{provider.get('name')}:{key}"] = json.dumps(value, sort_keys=True)
-        elif name.endswith(".env"):
-            for key, value in _env_pairs(body):
+    home = HOME + "/"
+    for path, node in sorted(cap.nodes.items()):
+        name = f"./{path[len(home) :]}"
+        if node.kind != "file" or not path.startswith(home) or name.startswith("./.cache/"):
+            continue
+        if not any(fnmatch.fnmatchcase(PurePosixPath(path).name, pattern) for pattern in _FINGERPRINTED):
+            continue
+        if name.endswith(".env"):
+            for key, value in _env_pairs(node.text):
                 entries[f"{name}:{key}"] = value
         else:
-            entries[name] = hashlib.sha256(body.encode()).hexdigest()
+            entries[name] = hashlib.sha256(node.text.encode("utf-8", "surrogateescape")).hexdigest()
+    state = cap.nodes.get(f"{WORLD}/state.json")
+    providers = json.loads(state.text).get("authentik", {}).get("providers") or {} if state is not None else {}
+    for provider in providers.values():
+        for key, value in provider.items():
+            entries[f"authentik:provider:{provider.get('name')}:{key}"] = json.dumps(value, sort_keys=True)
     return entries
 
 
@@ -316,52 +360,87 @@ def breaks(page: sn.Page, steps: list[sn.Snippet]) -> list[tuple[str, int]]:
     return found
 
 
-def new_terminal(page: sn.Page, root: Path = REPO) -> list[Case]:
-    """For each break: after a new terminal opened there, the section's steps pass and leave the world as the plain run does.
+@dataclass(frozen=True, slots=True)
+class RestOfPage:
+    """The rest of a page, run after a new terminal opened at one break."""
 
-    Only that section runs after its break: a step that needs shell state from an earlier section
-    fails at the break just before its own section, and what a section writes is compared at its end,
-    so running the rest of the page after every break would find nothing more, at many times the cost.
+    start: eq.State | None  # after the new terminal's first block; None when that block failed
+    end: eq.Capture | None  # the world it ends with (renamed from a later break's run when it stopped there); None when it failed
+    failure: str = ""
+    via: str = ""  # the later break it stopped at, its rest being that break's run
+
+
+def new_terminal(page: sn.Page, root: Path = REPO) -> list[Case]:
+    """For each break: after a new terminal opened there, the rest of the page passes and ends with the plain run's settings and secrets.
+
+    The breaks run from the last to the first, so that a run can stop at a later break where it is that
+    break's run up to drawn values (the module's docstring gives the argument), and be judged by that run's end.
     """
     probe = PageRun(page, root=root)
     steps = probe.steps()
     resume = next(s for s in steps if s.new_terminal)
     points = breaks(page, steps)
-    at = {i: label for label, i in points}
-    ends = [*[i for _, i in points][1:], len(steps)]
-    seen: dict[int, tuple[replay.Snapshot | None, dict[str, str]]] = {}
+    labels = {i: label for label, i in points}
+    snaps: dict[int, replay.Snapshot] = {}
     with running(page, root=root) as run:
         if run.startup_error:
             return [Case(page.path, "skipped", run.startup_error)]
         assert run.world is not None
         for i, s in enumerate(steps):
-            if i in at or i in ends:
-                seen[i] = (replay.snapshot(run.world) if i in at else None, fingerprint(run.world))
+            if i in labels:
+                snaps[i] = replay.snapshot(run.world)
             v = run.step(s)
             if v.status == "failed":
                 return [plain_failure(run, v)]
-        seen[len(steps)] = (None, fingerprint(run.world))
+        plain_end = fingerprint(run.world)
+    runs: dict[int, RestOfPage] = {}
+    for _, i in reversed(points):
+        runs[i] = rest_of_page(page, root, steps, resume, i, snaps[i], runs, labels)
     cases = []
-    for (label, i), end in zip(points, ends, strict=True):
-        snap, at_break = seen[i]
-        assert snap is not None
-        with restored(page, snap, root=root) as run:
-            assert run.world is not None
-            replay.fresh_shell(run.world)
-            first = run.execute(resume)
-            if first.status == "failed":
-                cases.append(Case(label, "failed", f"the new terminal's first block {resume.id} failed: {first.reason}"))
-                continue
-            failed = next((v for v in (run.step(s) for s in steps[i:end]) if v.status == "failed"), None)
-            if failed is not None:
-                cases.append(Case(label, "failed", f"in a new terminal opened at {label}, {failed.snippet.id} failed: {failed.reason}"))
-                continue
-            problems = compare_worlds(seen[end][1], at_break, fingerprint(run.world))
+    for label, i in points:
+        r = runs[i]
+        via = f" (from {r.via} on, it is the new terminal opened there)" if r.via else ""
+        if r.end is None:
+            cases.append(Case(label, "failed", f"in a new terminal opened at {label}{via}, {r.failure}"))
+            continue
+        problems = compare_worlds(plain_end, fingerprint_of(eq.from_snapshot(snaps[i])), fingerprint_of(r.end))
         if problems:
-            cases.append(Case(label, "failed", f"a new terminal at {label} leaves other settings than the plain run: " + "; ".join(problems)))
+            cases.append(Case(label, "failed", f"a new terminal at {label}{via} leaves other settings than the plain run: " + "; ".join(problems)))
         else:
-            cases.append(Case(label, "passed"))
+            cases.append(Case(label, "passed", f"stopped at {r.via}: from there on, it is the new terminal opened there" if r.via else ""))
     return cases
+
+
+def memo_enabled() -> bool:
+    return os.environ.get("REFLECTOR_NEW_TERMINAL_MEMO", "1") != "0"
+
+
+def rest_of_page(
+    page: sn.Page, root: Path, steps: list[sn.Snippet], resume: sn.Snippet, i: int, snap: replay.Snapshot, later: Mapping[int, RestOfPage], labels: Mapping[int, str]
+) -> RestOfPage:
+    """The steps from `i` on, in the plain run's world at that break, after a new terminal's first block; it stops
+    at a later break whose run starts from the same state up to drawn values (eq.match), and takes that run's end."""
+    kept = eq.drawn(eq.from_snapshot(snap))  # drawn before the break: the same values in every run that starts here
+    with restored(page, snap, root=root) as run:
+        assert run.world is not None
+        replay.fresh_shell(run.world)
+        first = run.execute(resume)
+        if first.status == "failed":
+            return RestOfPage(None, None, f"the new terminal's first block {resume.id} failed: {first.reason}")
+        start = eq.read_state(run.world)
+        for n in range(i, len(steps)):
+            there = later.get(n) if n > i and memo_enabled() else None
+            if there is not None and there.start is not None:
+                rest = [s.text for s in steps[n:] if s.kind == "shell"]
+                renaming = eq.match(eq.read_state(run.world), there.start, rest, kept)
+                if renaming is not None:
+                    back = {theirs: mine for mine, theirs in renaming.items()}
+                    end = eq.rename(there.end, back) if there.end is not None else None
+                    return RestOfPage(start, end, there.failure, via=labels[n])
+            v = run.step(steps[n])
+            if v.status == "failed":
+                return RestOfPage(start, None, f"{v.snippet.id} failed: {v.reason}")
+        return RestOfPage(start, eq.capture(run.world))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from scripts.sandbox import CheckResult, RunResult
 
 UPSTREAM: dict[str, dict[str, str]] = yaml.safe_load((Path(__file__).parent / "upstream" / "steps.yaml").read_text())
 WALKTHROUGH = "self-hosted-authentik.md"
+REASONS = "why-each-step.md"  # the reasons behind the walkthrough's steps, moved out of its command flow
 KEY_FILE = "~/reflector/server/reflector/auth/jwt/keys/authentik_public.pem"
 
 
@@ -720,10 +721,12 @@ def test_cors_credentials_are_not_called_required() -> None:
 
 def test_compose_override_alternative_warns_of_the_server_alias() -> None:
     """An external reflector_default on Authentik's `server` service would give it the alias `server` there, the name
-    Reflector's Caddy and containers use for the backend: the page warns instead of recommending it."""
-    text = (DOCS / WALKTHROUGH).read_text()
-    assert "Docker Compose then attaches the container each time it creates it" not in text
-    assert "alias on each network it joins" in text
+    Reflector's Caddy and containers use for the backend: the reasons page warns instead of recommending it, and no page
+    recommends it any more (the first version did, in the walkthrough)."""
+    pages = {p.name: p.read_text() for p in sn.discover_pages(REPO)}
+    recommending = [name for name, text in pages.items() if "Docker Compose then attaches the container each time it creates it" in text]
+    assert recommending == [], recommending
+    assert "alias on each network it joins" in pages[REASONS]
 
 
 def test_prose_claims_match_the_sources() -> None:
@@ -739,5 +742,5 @@ def test_prose_claims_match_the_sources() -> None:
     index = pages["index.md"]
     assert "simulated Authentik and Reflector services" in index
     assert "skip its first three sections" not in index
-    assert "start or update Authentik" not in pages[WALKTHROUGH], "the compose file pins AUTHENTIK_TAG: `up -d` never upgrades"
-    assert "pins Authentik's version" in pages[WALKTHROUGH]
+    assert [name for name, text in pages.items() if "start or update Authentik" in text] == [], "the compose file pins AUTHENTIK_TAG: `up -d` never upgrades"
+    assert "pins Authentik's version" in pages[REASONS]

@@ -93,6 +93,80 @@ def test_new_terminal_catches_a_value_kept_only_in_the_shell(tmp_path: Path) -> 
     assert "AUTH_JWT_AUDIENCE is '', which the program does not read as 'reflector'" in failed[0].reason, failed[0].reason
 
 
+VALUE_RELOADED_MID_PAGE = """\
+# A page whose new terminal reloads a value that is wrong only in the middle of the page
+
+## Save the values
+
+The mode is read from a file each time a terminal loads the values:
+
+% test: shellcheck-disable=SC1090 reason="the file is the one the page writes; shellcheck cannot follow a path under ~"
+```bash
+echo stable > ~/mode
+cat > ~/page-values.sh <<'EOF'
+MODE=$(cat ~/mode)
+EOF
+. ~/page-values.sh
+```
+
+% test: new-terminal
+% test: shellcheck-disable=SC1090 reason="the file is the one the page writes; shellcheck cannot follow a path under ~"
+```bash
+. ~/page-values.sh
+```
+
+## Enter maintenance
+
+```bash
+echo maintenance > ~/mode
+```
+
+## Leave maintenance
+
+```bash
+echo stable > ~/mode
+```
+
+## Look around
+
+```bash
+ls ~ > /dev/null
+```
+
+## Record the mode
+
+```bash
+mkdir -p ~/record && echo "MODE=$MODE" > ~/record/.env
+```
+"""
+
+
+def test_new_terminal_runs_the_rest_of_the_page_and_catches_a_later_use(tmp_path: Path) -> None:
+    """A terminal opened at 'Leave maintenance' loads MODE=maintenance; that section itself ends as the plain run does,
+    and a terminal opened at any later section loads MODE=stable, but two sections later this reader records the
+    wrong mode. Only running the rest of the page after the break shows it."""
+    page, root = site(tmp_path, "reloaded.md", VALUE_RELOADED_MID_PAGE)
+    outcome = run_ability("new-terminal", page, root)
+    failed = failed_cases(outcome)
+    assert [c.at for c in failed] == ["section 'Leave maintenance' (line 28)"], outcome.cases
+    assert "./record/.env:MODE: 'stable' in the plain run, 'maintenance' here" in failed[0].reason, failed[0].reason
+    assert [c.status for c in outcome.cases] == ["passed", "failed", "passed", "passed"], outcome.cases
+
+
+def test_stopping_at_a_later_break_changes_what_runs_never_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that stops where it has become a later break's run is judged as if it had run to the end: with the
+    stopping off, every case has the same status; with it on, the terminal opened at 'Enter maintenance' (back to
+    MODE=stable by 'Look around') stopped there, and the one opened at 'Leave maintenance' did not (its MODE differs)."""
+    page, root = site(tmp_path, "reloaded.md", VALUE_RELOADED_MID_PAGE)
+    stopping = run_ability("new-terminal", page, root)
+    monkeypatch.setenv("REFLECTOR_NEW_TERMINAL_MEMO", "0")
+    to_the_end = run_ability("new-terminal", page, root)
+    assert [(c.at, c.status) for c in stopping.cases] == [(c.at, c.status) for c in to_the_end.cases]
+    assert not any("stopped at" in c.reason for c in to_the_end.cases), to_the_end.cases
+    assert stopping.cases[0].reason == "stopped at section 'Look around' (line 34): from there on, it is the new terminal opened there"
+    assert "(from" not in stopping.cases[1].reason, stopping.cases[1].reason
+
+
 SECRET_REPLACED_ON_RERUN = """\
 # A page whose block replaces a secret when run again
 
