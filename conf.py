@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ from sphinx.errors import ConfigError
 from sphinxcontrib.mermaid import mermaid
 
 ROOT = Path(__file__).resolve().parent
+# Our own extension (scripts/sphinxext) is imported from the repository; sphinx-build does not put conf.py's folder on the path.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 # -- Project -----------------------------------------------------------------
 
@@ -21,7 +25,8 @@ copyright = f"%Y, {author}"  # noqa: A001 - the name Sphinx reads; %Y is the bui
 
 # -- General -----------------------------------------------------------------
 
-extensions = ["myst_parser", "sphinx_copybutton", "sphinxcontrib.mermaid"]
+# scripts.sphinxext: the test report on the pages (verified marks, page scripts) and the writers' generated tables.
+extensions = ["myst_parser", "sphinx_copybutton", "sphinxcontrib.mermaid", "scripts.sphinxext"]
 # MyST pages only: the snippet tests read docs/**/*.md, so a page in another format would go untested.
 source_suffix = {".md": "markdown"}
 # Every cross-reference must resolve (the Makefile passes --nitpicky too; this covers other front ends).

@@ -13,6 +13,7 @@ Parsing spawns no processes and touches no network; it reads the page and conf.p
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import re
 import runpy
@@ -168,6 +169,11 @@ class Snippet:
     def id(self) -> str:
         return f"{self.page}:{self.line}"
 
+    @property
+    def digest(self) -> str:
+        """sha256 of the block as the page shows it: a test run's verdict belongs to the block only while this is unchanged."""
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -216,6 +222,26 @@ def load_copy_rules(conf_py: Path) -> CopyRules:
     return CopyRules(**values, myst=tuple(sorted(myst.items())))
 
 
+def command_lines(lines: list[str], rules: CopyRules) -> list[bool]:
+    """For each line of a `<pre>`'s text, whether formatCopyText treats it as a command (a prompt line, or a continuation or here-document line after one)."""
+    prompt = rules.prompt_text if rules.prompt_is_regexp else re.escape(rules.prompt_text)
+    regexp = re.compile("^(" + prompt + ")" + _JS_DOT_STAR)
+    use_line_cont = bool(rules.line_continuation_character)
+    use_here_doc = bool(rules.here_doc_delimiter)
+    flags: list[bool] = []
+    got_line_cont = False
+    got_here_doc = False
+    for line in lines:
+        is_command = regexp.search(line) is not None or got_line_cont or got_here_doc
+        if is_command:
+            got_line_cont = line.endswith(rules.line_continuation_character) and use_line_cont
+            # The JS toggles on *any* line that contains the delimiter, e.g. `cat <<EOF` and `EOF`.
+            if rules.here_doc_delimiter in line and use_here_doc:
+                got_here_doc = not got_here_doc
+        flags.append(is_command)
+    return flags
+
+
 def _format_copy_text(text: str, rules: CopyRules) -> tuple[str, list[str] | None]:
     """Port of copybutton_funcs.js `formatCopyText`; also returns the lines it did not treat as commands.
 
@@ -223,28 +249,19 @@ def _format_copy_text(text: str, rules: CopyRules) -> tuple[str, list[str] | Non
     """
     prompt = rules.prompt_text if rules.prompt_is_regexp else re.escape(rules.prompt_text)
     regexp = re.compile("^(" + prompt + ")" + _JS_DOT_STAR)
-    use_line_cont = bool(rules.line_continuation_character)
-    use_here_doc = bool(rules.here_doc_delimiter)
-
+    lines = text.split("\n")
     output_lines: list[str] = []
     not_commands: list[str] = []
-    got_line_cont = False
-    got_here_doc = False
     line_got_prompt: list[bool] = []
-    for line in text.split("\n"):
+    for line, is_command in zip(lines, command_lines(lines, rules), strict=True):
         match = regexp.search(line)
-        if match or got_line_cont or got_here_doc:
-            prompt_found = match is not None
-            line_got_prompt.append(prompt_found)
+        if is_command:
+            line_got_prompt.append(match is not None)
             if rules.remove_prompts and match is not None:
                 # JS pushes match[2]; an unmatched group is `undefined`, which join() renders as "".
                 output_lines.append(match.group(2) or "")
             else:
                 output_lines.append(line)
-            got_line_cont = line.endswith(rules.line_continuation_character) and use_line_cont
-            # The JS toggles on *any* line that contains the delimiter, e.g. `cat <<EOF` and `EOF`.
-            if rules.here_doc_delimiter in line and use_here_doc:
-                got_here_doc = not got_here_doc
         else:
             not_commands.append(line)
             # `else if (!onlyCopyPromptLines)` and `else if (copyEmptyLines && line.trim() === '')` in the JS
@@ -257,6 +274,18 @@ def _format_copy_text(text: str, rules: CopyRules) -> tuple[str, list[str] | Non
     # "Remove a trailing newline to avoid auto-running when pasting": one only.
     text = text.removesuffix("\n")
     return text, (not_commands if found else None)
+
+
+def copy_origins(snippet: Snippet, rules: CopyRules) -> list[int]:
+    """For each line of the snippet's copy text, the index of the line of `source` it was copied from."""
+    lead = len(snippet.source) - len(snippet.source.lstrip("\n"))  # Pygments strips leading newlines (stripnl)
+    shown = rendered_text(snippet.source, snippet.lang or rules.highlight_language, rules).split("\n")
+    flags = command_lines(shown, rules)
+    kept = list(range(len(shown)))
+    if any(flags):  # the lines formatCopyText keeps when the block has prompts
+        blank_kept = rules.copy_empty_lines or not rules.only_copy_prompt_lines
+        kept = [i for i in kept if flags[i] or not rules.only_copy_prompt_lines or (blank_kept and shown[i].strip(_JS_WHITESPACE) == "")]
+    return [lead + i for i in kept[: len(snippet.text.split("\n"))]]
 
 
 def copy_text(source: str, rules: CopyRules) -> str:

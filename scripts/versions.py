@@ -1,4 +1,4 @@
-"""The versions of the real software the world models: one place for the fakes, the report and the site."""
+"""The versions of the real software the world models: one place for the fakes, the stand-ins, the report and the site."""
 
 from __future__ import annotations
 
@@ -7,3 +7,14 @@ AUTHENTIK = "2026.2.1"
 
 REFLECTOR = "0.34.0"
 """Reflector's release whose files and behaviour the fixture checkout and the fake API follow."""
+
+COMPOSE = "2.29.7"
+"""The Docker Compose v2 release whose flags, messages and file model the `docker compose` stand-in follows."""
+
+DOCKER = "27.3.1"
+"""The Docker CLI release whose messages the `docker` stand-in prints (`docker --version`)."""
+
+
+def modelled() -> dict[str, str]:
+    """The versions a test run's report records, by product name."""
+    return {"Authentik": AUTHENTIK, "Reflector": REFLECTOR, "Docker Compose": COMPOSE}

@@ -14,15 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 
-@pytest.fixture(scope="session")
-def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The strict HTML build of docs/ in a temp dir, so tests never read a stale _build/."""
-    out = tmp_path_factory.mktemp("site")
-    cmd = [sys.executable, "-m", "sphinx", "-M", "html", str(DOCS), str(out), "-c", str(ROOT), "--nitpicky", "--fail-on-warning", "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def build_site(out: Path, report: Path, docs: Path = DOCS, conf: Path = ROOT) -> Path:
+    """A strict HTML build of `docs` into `out`, showing the test report at `report` (a missing file: none)."""
+    cmd = [sys.executable, "-m", "sphinx", "-M", "html", str(docs), str(out), "-c", str(conf), "--nitpicky", "--fail-on-warning", "--quiet"]
+    proc = subprocess.run([*cmd, "-D", f"verified_report={report}"], capture_output=True, text=True, check=False, cwd=ROOT)
     if proc.returncode != 0:
         pytest.fail(f"the site does not build (make html fails the same way):\n{proc.stderr}", pytrace=False)
     return out / "html"
+
+
+@pytest.fixture(scope="session")
+def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The strict HTML build of docs/ in a temp dir, so tests never read a stale _build/ (nor a report left there)."""
+    out = tmp_path_factory.mktemp("site")
+    return build_site(out, out / "no-report.json")
 
 
 def pytest_configure(config: pytest.Config) -> None:

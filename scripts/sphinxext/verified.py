@@ -1,0 +1,318 @@
+"""The test report on the site: each tested block marked with its verdict, a summary under each page's title, the page's steps as a script.
+
+Reads `_build/snippets/report.json` (written by `make test` and by `python -m scripts.check`) and the
+pages through scripts/snippets.py, the extraction the tests run. A verdict belongs to a block only
+while the block's page, fence line and text (its sha256) are what the run saw, so a block edited
+since the run shows no mark. Without a report the site builds as before. Nothing here starts a
+world or imports the test toolchain: the site builds with the docs dependencies alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes  # type: ignore[import-untyped]  # docutils ships no types
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
+
+from scripts import pagescript
+from scripts import snippets as sn
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("passed", "failed", "skipped")
+SCRIPTS_DIR = "_scripts"
+# The section of the writers' page that says what a mark means.
+EXPLAINED_AT = ("testing", "verified-marks")
+STATIC = Path(__file__).resolve().parent / "static"
+BOX_START = '<div class="page-tests" role="note">'
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What the report says about the test run as a whole."""
+
+    date: str  # ISO 8601, UTC
+    commit: str | None
+    dirty: bool | None
+    versions: tuple[tuple[str, str], ...]  # (product, version) the world models
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One step's verdict, for the block the run saw."""
+
+    status: str
+    reason: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    run: Run
+    results: dict[tuple[str, int], Result]  # by (docs/page.md, fence line)
+
+    def for_page(self, page: str) -> dict[int, Result]:
+        return {line: r for (p, line), r in self.results.items() if p == page}
+
+
+class ReportError(ValueError):
+    """report.json exists but cannot be read as a test report; the message names the file and what is wrong."""
+
+
+def read_report(path: Path) -> Report | None:
+    """The report at `path`; None when there is none, or when it predates verified marks (no run record, no hashes)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path}: not a readable test report ({e}); rerun the tests or delete it") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("snippets"), list):
+        raise ReportError(f"{path}: not a test report (no list of snippets)")
+    run = raw.get("run")
+    if not isinstance(run, dict) or not all("sha256" in e for e in raw["snippets"]):
+        return None
+    try:
+        results = {(str(e["page"]), int(e["line"])): Result(str(e["status"]), str(e.get("reason") or ""), str(e["sha256"])) for e in raw["snippets"]}
+        parsed = Run(str(run["date"]), run.get("commit"), run.get("dirty"), tuple((str(k), str(v)) for k, v in dict(run.get("versions") or {}).items()))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ReportError(f"{path}: a snippet or the run record lacks a field ({e})") from None
+    unknown = sorted({r.status for r in results.values()} - set(STATUSES))
+    if unknown:
+        raise ReportError(f"{path}: unknown status {unknown[0]!r}")
+    return Report(parsed, results)
+
+
+def report_path(app: Sphinx) -> Path | None:
+    """`verified_report` from the configuration, relative to conf.py's folder; None when set to ""."""
+    value: str = app.config.verified_report
+    return (Path(app.confdir) / value) if value else None
+
+
+def file_digest(path: Path | None) -> str:
+    """What changes when the report changes ("" without one): pages are read again when it does."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else ""
+    except OSError:
+        return ""
+
+
+@cache
+def copy_rules(conf_py: Path) -> sn.CopyRules:
+    return sn.load_copy_rules(conf_py)
+
+
+def load(app: Sphinx) -> Report | None:
+    """The report for this build, read once per process (workers of a parallel write inherit it)."""
+    path = report_path(app)
+    cached: tuple[str, Report | None] | None = getattr(app, "_verified_report", None)
+    digest = file_digest(path)
+    if cached is not None and cached[0] == digest:
+        return cached[1]
+    report = None
+    if path is not None:
+        try:
+            report = read_report(path)
+        except ReportError as e:
+            logger.warning(str(e), type="verified", subtype="report")
+    app._verified_report = (digest, report)  # type: ignore[attr-defined]  # a per-build cache on the app object
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+def reread_when_the_report_changes(app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    """A new report changes every tested page's marks, though no page source changed."""
+    digest = file_digest(report_path(app))
+    if getattr(env, "verified_report_digest", None) == digest:
+        return []
+    env.verified_report_digest = digest  # type: ignore[attr-defined]  # pickled with the environment
+    return sorted(env.found_docs - added - changed - removed)
+
+
+def annotate(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Mark the page's tested blocks, add its summary under the title, and write its script."""
+    if app.builder.format != "html":
+        return
+    source = Path(app.env.doc2path(docname))
+    root = Path(app.confdir)
+    try:
+        page = sn.parse_page(source, root, copy_rules(root / "conf.py"))
+    except sn.SnippetError as e:
+        logger.warning(f"{e.message} (the tests cannot read this page either)", location=(docname, e.line), type="verified", subtype="page")
+        return
+    except ValueError:
+        return  # a page outside the confdir (never in this project): nothing the tests run
+    report = load(app)
+    marked = mark_blocks(doctree, page, report.for_page(page.path), report.run) if report is not None else {}
+    script = write_script(app, doctree, docname, page)
+    paragraphs = []
+    if report is not None and report.for_page(page.path):
+        paragraphs.append(summary(app, docname, page, report, marked))
+    if script is not None:
+        paragraphs.append(script)
+    if paragraphs:
+        insert_after_title(doctree, nodes.raw("", BOX_START + "".join(paragraphs) + "</div>\n", format="html"))
+
+
+def add_css(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: nodes.document | None) -> None:
+    """The marks' stylesheet, on the pages that show the report (the others load nothing more)."""
+    if doctree is not None and any(BOX_START in n.astext() for n in doctree.findall(nodes.raw)):
+        app.add_css_file("verified.css")
+
+
+def add_static_path(app: Sphinx) -> None:
+    app.config.html_static_path.append(str(STATIC))
+
+
+# ---------------------------------------------------------------------------------------------
+# Marks
+# ---------------------------------------------------------------------------------------------
+
+
+def blocks(doctree: nodes.document) -> Iterator[nodes.literal_block]:
+    yield from doctree.findall(nodes.literal_block)
+
+
+def outermost(block: nodes.Element) -> nodes.Element:
+    """The node to put a mark after: a captioned block's wrapper, else the block itself."""
+    parent = block.parent
+    if isinstance(parent, nodes.container) and "literal-block-wrapper" in parent["classes"]:
+        return parent
+    return block
+
+
+def mark_blocks(doctree: nodes.document, page: sn.Page, results: dict[int, Result], run: Run) -> dict[int, Result]:
+    """Put a mark after each block whose verdict is in the report for its current text; returns them by line."""
+    current = {s.line: s for s in page.snippets}
+    marked: dict[int, Result] = {}
+    for block in list(blocks(doctree)):
+        snippet = current.get(block.line or 0)
+        result = results.get(block.line or 0)
+        if snippet is None or result is None or result.sha256 != snippet.digest:
+            continue
+        marked[snippet.line] = result
+        anchor = outermost(block)
+        anchor.parent.insert(anchor.parent.index(anchor) + 1, nodes.raw("", mark_html(result, run), format="html"))
+    return marked
+
+
+def mark_html(result: Result, run: Run) -> str:
+    """The mark under a block: its verdict in words (the icon only repeats it), with the run's date and what it modelled."""
+    icon = {"passed": "\u2713", "failed": "\u2717", "skipped": "\u2013"}[result.status]
+    date = run.date[:10]
+    if result.status == "passed":
+        modelled = ", ".join(f"{product} {version}" for product, version in run.versions)
+        text = f"Tested {date} against simulated {modelled}" if modelled else f"Tested {date}"
+    elif result.status == "failed":
+        text = f"Failed in the test run of {date}"
+    else:
+        text = f"Not run by the tests: {result.reason}"
+    return f'<p class="verified-mark verified-{result.status}"><span class="verified-icon" aria-hidden="true">{icon}</span> {html.escape(text)}</p>\n'
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's summary and script
+# ---------------------------------------------------------------------------------------------
+
+
+def insert_after_title(doctree: nodes.document, node: nodes.Node) -> None:
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None or not section.children or not isinstance(section[0], nodes.title):
+        doctree.insert(0, node)
+        return
+    section.insert(1, node)
+
+
+def relative(docname: str, target: str) -> str:
+    """`target` (a path in the output folder) as a link from the page `docname`."""
+    return posixpath.relpath(target, posixpath.dirname(docname) or ".")
+
+
+def versions_text(run: Run) -> str:
+    names = [f"{product} {version}" for product, version in run.versions]
+    if len(names) > 1:
+        return ", ".join(names[:-1]) + " and " + names[-1]
+    return names[0] if names else ""
+
+
+def summary(app: Sphinx, docname: str, page: sn.Page, report: Report, marked: dict[int, Result]) -> str:
+    """One line: when the page was tested, at which commit, what passed, and what the run modelled."""
+    run = report.run
+    day = run.date[:10]
+    counts = {status: sum(r.status == status for r in marked.values()) for status in STATUSES}
+    steps = [s for s in page.snippets if s.kind == "shell" or s.apply is not None or s.verify is not None]
+    changed = len(steps) - len(marked)
+    if counts["passed"] == len(steps) and steps:
+        verdict = f"all {len(steps)} steps passed"
+    else:
+        parts = [f"{counts['passed']} of {len(steps)} steps passed"]
+        parts += [f"{counts['failed']} failed"] if counts["failed"] else []
+        parts += [f"{counts['skipped']} not run"] if counts["skipped"] else []
+        parts += [f"{changed} changed since and not marked"] if changed > 0 else []
+        verdict = ", ".join(parts)
+    commit = f" at commit <code>{html.escape(run.commit[:12])}</code>" if run.commit else ""
+    if run.commit and run.dirty:
+        commit += " with local changes"
+    modelled = versions_text(run)
+    what = f" The commands ran against simulated services that model {html.escape(modelled)}" if modelled else " The commands ran against simulated services"
+    doc, anchor = EXPLAINED_AT
+    link = ""
+    if doc in app.env.all_docs and doc != docname:
+        link = f' (<a href="{html.escape(app.builder.get_relative_uri(docname, doc))}#{anchor}">what this means</a>)'
+    elif doc == docname:
+        link = f' (<a href="#{anchor}">what this means</a>)'
+    return f'<p class="page-tests-summary">Tested on {html.escape(day)}{commit}: {html.escape(verdict)}.{what}{link}.</p>'
+
+
+def sections_of(block: nodes.Element) -> tuple[str, ...]:
+    """The titles of the sections holding `block`, outermost first, without the page's own title."""
+    titles: list[str] = []
+    node: nodes.Node | None = block.parent
+    while node is not None:
+        if isinstance(node, nodes.section) and node.children and isinstance(node[0], nodes.title):
+            titles.append(node[0].astext())
+        node = node.parent
+    return tuple(reversed(titles))[1:]
+
+
+def write_script(app: Sphinx, doctree: nodes.document, docname: str, page: sn.Page) -> str | None:
+    """Write the page's script into the output folder; the paragraph that offers it, or None when the page gets none."""
+    if pagescript.unscriptable(page) is not None:
+        return None
+    where = {block.line: sections_of(block) for block in blocks(doctree) if block.line}
+    steps = [pagescript.Step(s, where.get(s.line, ())) for s in page.snippets if s.kind == "shell" or s.apply is not None]
+    title = next((t.astext() for t in doctree.findall(nodes.title)), docname)
+    base = getattr(app.config, "html_baseurl", "") or ""
+    url = posixpath.join(base, app.builder.get_target_uri(docname)) if base else ""
+    name = f"{SCRIPTS_DIR}/{docname}.sh"
+    target = Path(app.outdir) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(pagescript.page_script(title, page.path, steps, url), encoding="utf-8")
+    count = sum(1 for s in steps if not s.snippet.skip_reason)
+    return (
+        f'<p class="page-tests-script"><a class="reference download" href="{html.escape(relative(docname, name))}" download>'
+        f"Download this page's commands as one script</a> ({count} steps, bash), to read and run on your server.</p>"
+    )
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("verified_report", "_build/snippets/report.json", "env", types=[str])
+    app.connect("builder-inited", add_static_path)
+    app.connect("env-get-outdated", reread_when_the_report_changes)
+    app.connect("doctree-resolved", annotate)
+    app.connect("html-page-context", add_css)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
