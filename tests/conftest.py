@@ -1,14 +1,18 @@
-"""Shared fixtures: the guide built once per session, exactly as `make html` builds it."""
+"""Shared fixtures: the guide built once per session, exactly as `make html` builds it, and the browser that opens it."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -28,6 +32,24 @@ def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The strict HTML build of docs/ in a temp dir, so tests never read a stale _build/ (nor a report left there)."""
     out = tmp_path_factory.mktemp("site")
     return build_site(out, out / "no-report.json")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium via Playwright (never a downloaded browser); skipped where there is none, except in CI."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        reason = "no chromium on PATH (Debian: apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield b
+        b.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
