@@ -13,7 +13,7 @@ SPHINXOPTS := -c . --nitpicky --fail-on-warning
 VENV := .venv/.installed
 NODE := node_modules/.installed
 
-.PHONY: help html livehtml linkcheck test bench mutate check clean node_modules
+.PHONY: help html livehtml linkcheck test bench mutate check screenshots clean node_modules
 
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -31,13 +31,18 @@ test: $(VENV) $(NODE) ## run every test: each page's snippets in a sandbox, the 
 	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 bench: $(VENV) $(NODE) ## measure the build, the doc tests, the sandbox and page weights; writes _build/bench.json
-	$(BIN)/python -m scripts.tools.bench
+	$(BIN)/python -m scripts.tools.bench --record
 
 mutate: $(VENV) $(NODE) ## break the docs on purpose (scripts/tools/mutations.yaml) and count what the tests catch
-	$(BIN)/python -m scripts.tools.mutate
+	$(BIN)/python -m scripts.tools.mutate --record
 
 check: $(VENV) ## run one page with live progress: make check PAGE=docs/api-keys.md
 	$(BIN)/python -m scripts.check $(PAGE)
+
+SCREENSHOTS := $(foreach shot,marks summary,$(foreach mode,light dark,$(shot)-$(mode).png))
+screenshots: ## copy the browser test's pictures of the marks into docs/_static/screenshots (run make test first)
+	mkdir -p docs/_static/screenshots
+	cd $(BUILDDIR)/browser && cp $(SCREENSHOTS) $(CURDIR)/docs/_static/screenshots/
 
 node_modules: $(NODE) ## install mermaid from package-lock.json
 

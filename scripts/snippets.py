@@ -91,6 +91,51 @@ _JS_DOT_STAR = "([^\n\r\u2028\u2029]*)"
 _SC_CODE = re.compile(r"SC\d{4}")
 
 
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A `% test:` annotation: its keyword, how a page writes it, and what it means (the writers' page renders this table)."""
+
+    keyword: str
+    syntax: str
+    meaning: str
+    page_level: bool = False
+
+
+ANNOTATIONS: tuple[Annotation, ...] = (
+    Annotation(
+        "continues",
+        "continues PAGE [until=LABEL]",
+        "The page starts from the state that `PAGE` (relative to `docs/`) leaves; with `until=LABEL`, only from the steps before the MyST target "
+        "`(LABEL)=` on that page (`upto=LINE` also works, but breaks when lines move).",
+        page_level=True,
+    ),
+    Annotation("exit", "exit=N", "The step is expected to exit with status `N` instead of 0."),
+    Annotation(
+        "before",
+        "before NAME key=value …",
+        "Before the step, the world does what the page asks the reader to do outside the terminal, such as creating an API key in the browser "
+        "(the `before` entries in the table of checks below).",
+    ),
+    Annotation("timeout", "timeout=S", "The step may run for `S` seconds instead of the default 20."),
+    Annotation("skip", 'skip reason="…"', "The step is not run; the reason is reported, shown under the block, and counted."),
+    Annotation("shellcheck-disable", 'shellcheck-disable=SC2164 reason="…"', "shellcheck may report that code for this step; the reason is required."),
+    Annotation(
+        "output",
+        "output=exact|ignore",
+        "For a `console` block: compare the output lines shown with what the step prints (`exact`, the default), or only show them (`ignore`).",
+    ),
+    Annotation("check", "check NAME key=value …", "After the step, the named effect check runs inside the world (the table below)."),
+    Annotation(
+        "apply",
+        "apply PATH mode=replace|merge|append",
+        "A config block (env, YAML, Caddyfile) is written to `PATH` (relative to the home directory), keeping the file's inode, then validated with the real parser.",
+    ),
+    Annotation("verify", "verify PATH", "A config block shows what `PATH` already contains: every key, item or site it shows must be in the file."),
+)
+"""Every annotation the parser accepts: a keyword missing here is refused, so the writers' page lists exactly what works."""
+KEYWORDS = frozenset(a.keyword for a in ANNOTATIONS)
+
+
 class SnippetError(Exception):
     """A page problem that would make a snippet run differently from what the page shows, at `page:line`."""
 
@@ -412,6 +457,8 @@ class _PageState:
         if not words:
             raise SnippetError(self.page, line, "empty test annotation")
         head, rest = words[0], words[1:]
+        if head.partition("=")[0] not in KEYWORDS | {"reason"}:
+            raise SnippetError(self.page, line, f"unknown test annotation {head.partition('=')[0]!r}")
         if head == "continues":
             self._continues(rest, line)
             return
@@ -486,6 +533,8 @@ class _PageState:
             _reason(words[1:], "shellcheck-disable", self.page, line)
             return
         for key, value in pairs:
+            if key not in KEYWORDS | {"reason"}:
+                raise SnippetError(self.page, line, f"unknown test annotation {key!r}")
             if key == "exit":
                 p.claim("exit", self.page, line)
                 p.exit = _parse_int(value, "exit", self.page, line)

@@ -6,9 +6,10 @@ from typing import Any
 
 from sphinx.application import Sphinx
 
-from scripts.sphinxext import verified
+from scripts.sphinxext import verified, writers
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     verified.setup(app)
+    writers.setup(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

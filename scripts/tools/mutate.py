@@ -32,6 +32,7 @@ from scripts import snippets as sn
 from scripts.catalogue import CATALOGUE, Mutation, MutationError, load_catalogue
 from scripts.check import REPO, PageRun, Verdict, load_page
 from scripts.diagrams import diagram_errors
+from scripts.tools import figures
 
 OUT = REPO / "_build" / "mutate"
 REQUIRED_KILL_RATE = 0.95
@@ -190,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--catalogue", type=Path, default=CATALOGUE, help="the mutations file (default scripts/tools/mutations.yaml)")
     parser.add_argument("--no-baseline", action="store_true", help="skip checking that the unmutated docs pass first")
     parser.add_argument("--out", type=Path, default=OUT, help="where report.json goes (default _build/mutate)")
+    parser.add_argument("--record", action="store_true", help="also record the summary in docs/_data/figures.json, which the writers' page shows")
     ns = parser.parse_args(argv)
     catalogue = [m for m in load_catalogue(ns.catalogue) if not ns.k or ns.k in m.id]
     if not catalogue:
@@ -214,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(results, time.perf_counter() - started, ns.jobs)
     ns.out.mkdir(parents=True, exist_ok=True)
     (ns.out / "report.json").write_text(json.dumps({"summary": summary, "mutations": results}, indent=1))
+    if ns.record and not ns.k:  # a partial run's rate is not the catalogue's
+        figures.record("mutate", figures.mutate_section(summary))
     for r in results:
         if r["status"] == "survived":
             print(f"SURVIVED {r['id']} (docs/{r['page']}:{r.get('line', '?')}): {show(r['find'])} -> {show(r['replace'])}")

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts.tools import figures
+
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "_build" / "stability.json"
 
@@ -95,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers per run (default 2)")
     parser.add_argument("--seed", type=int, default=int(time.time()), help="base seed of the shuffled runs (default: the time)")
     parser.add_argument("--out", type=Path, default=OUT, help="results file (default _build/stability.json)")
+    parser.add_argument("--record", action="store_true", help="also record the summary in docs/_data/figures.json, which the writers' page shows")
     ns, extra = parser.parse_known_args(argv)
     records: list[RunRecord] = []
     with tempfile.TemporaryDirectory(prefix="stability-") as tmp:
@@ -108,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             write(ns.out, records, ns)  # what is known so far: a long run can be watched, and survives an interruption
     summary = write(ns.out, records, ns)
+    if ns.record:
+        figures.record("stability", figures.stability_section(summary))
     walls = summary["wall_seconds"]
     print(
         f"{summary['runs']} runs, {summary['green_runs']} all green; {len(summary['flaky'])} flaky tests; "

@@ -1,0 +1,89 @@
+"""The writers' page is made from the code: its tables list exactly the annotations and checks that work, and the recorded figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+from scripts import snippets as sn
+from scripts.check import REPO
+from scripts.sphinxext import writers
+from scripts.tools import figures
+from scripts.world import checks
+
+# A fence each annotation fits, so every row of the table can be tried on a page.
+FENCES = {"apply": "```env\nA=1\n```", "verify": "```env\nA=1\n```", "output": "```console\n$ echo a\na\n```"}
+EXAMPLES = {
+    "continues": "continues other.md",
+    "exit": "exit=3",
+    "before": "before ui-create-api-key name=k file=~/k",
+    "timeout": "timeout=5",
+    "skip": 'skip reason="needs a browser"',
+    "shellcheck-disable": 'shellcheck-disable=SC2164 reason="why"',
+    "output": "output=ignore",
+    "check": "check file-mode file=~/x mode=600",
+    "apply": "apply x.env mode=merge",
+    "verify": "verify x.env",
+}
+
+
+def page(tmp_path: Path, body: str) -> sn.Page:
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    shutil.copy(REPO / "conf.py", tmp_path / "conf.py")
+    (tmp_path / "docs" / "other.md").write_text("# Other\n")
+    (tmp_path / "docs" / "p.md").write_text(textwrap.dedent(body))
+    return sn.parse_page(tmp_path / "docs" / "p.md", tmp_path, sn.load_copy_rules(tmp_path / "conf.py"))
+
+
+@pytest.mark.parametrize("annotation", sn.ANNOTATIONS, ids=lambda a: a.keyword)
+def test_every_annotation_the_table_lists_is_accepted(tmp_path: Path, annotation: sn.Annotation) -> None:
+    """The writers' page shows this table; each row must work on a page as written."""
+    example = f"% test: {EXAMPLES[annotation.keyword]}\n"
+    fence = FENCES.get(annotation.keyword, "```bash\ntrue\n```")
+    body = f"{example}\n# P\n\n{fence}\n" if annotation.page_level else f"# P\n\n{example}{fence}\n"
+    parsed = page(tmp_path, body)
+    assert len(parsed.snippets) == 1
+    assert EXAMPLES.keys() == sn.KEYWORDS
+
+
+def test_a_keyword_missing_from_the_table_is_refused(tmp_path: Path) -> None:
+    """The table is the parser's list: an annotation the page does not document cannot be used."""
+    with pytest.raises(sn.SnippetError, match="unknown test annotation 'retries'"):
+        page(tmp_path, "# P\n\n% test: retries=3\n```bash\ntrue\n```\n")
+
+
+def test_the_checks_table_lists_exactly_the_registered_checks() -> None:
+    """Read from the source with ast (the docs build must not import the world's code); it must agree with the registry."""
+    documented = list(writers.registered_checks(writers.CHECKS_SOURCE.read_text()))
+    assert [c.name for c in documented] == list(checks.CHECKS)
+    assert {c.name: (c.annotation, c.usage) for c in documented} == checks.USAGE
+    undocumented = [c.name for c in documented if not c.summary]
+    assert not undocumented, f"checks without a docstring to show on the writers' page: {undocumented}"
+
+
+def test_the_built_writers_page_shows_every_annotation_and_check(site_html: Path) -> None:
+    soup = BeautifulSoup((site_html / "testing.html").read_text(), "html.parser")
+    cells = {td.get_text(" ", strip=True) for td in soup.select("table td")}
+    assert {f"% test: {a.syntax}" for a in sn.ANNOTATIONS} <= cells
+    checks_table = next(t for t in soup.select("table") if "What it verifies" in t.get_text())
+    listed = {td.get_text(" ", strip=True).split()[3] for td in checks_table.select("tr td:first-child")}
+    assert listed == {name for name, (kind, _) in checks.USAGE.items() if kind != "verify"}
+
+
+def test_recorded_figures_are_what_the_page_shows(tmp_path: Path) -> None:
+    """Each tool records its own section; the page renders medians, ranges and budgets from them."""
+    path = tmp_path / "figures.json"
+    metric = {"name": "build: cold make html", "unit": "s", "median": 1.4, "min": 1.3, "max": 1.6, "repeats": 3, "budget": 2.0, "verdict": "meets", "note": ""}
+    figures.record("bench", {"load_before": {}, "metrics": [metric], "errors": {}}, path)
+    mutate = {"killed": 76, "survived": 3, "accepted_survivors": 3, "kill_rate": 1.0, "required_kill_rate": 0.95, "wall_seconds": 79.0, "jobs": 2}
+    figures.record("mutate", mutate, path)
+    text = writers.figures_markdown(json.loads(path.read_text()))
+    assert "| build: cold make html | 1.4 s (1.3 to 1.6) | 2 s (meets) |" in text
+    assert "76 of 79 mutations caught; 3 survivors accepted as harmless" in text
+    with pytest.raises(ValueError, match="unknown figures section"):
+        figures.record("guesses", {}, path)
