@@ -67,7 +67,7 @@ class Verdict:
 
 def is_step(snippet: sn.Snippet) -> bool:
     """A step is what the reader does: a shell fence, or a config fence the page applies or verifies."""
-    return snippet.kind == "shell" or snippet.apply is not None or snippet.verify is not None
+    return snippet.is_step
 
 
 def match_output(expected: str, actual: str) -> bool:

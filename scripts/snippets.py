@@ -215,6 +215,11 @@ class Snippet:
         return f"{self.page}:{self.line}"
 
     @property
+    def is_step(self) -> bool:
+        """A step is what the reader does: a shell fence, or a config fence the page applies or verifies."""
+        return self.kind == "shell" or self.apply is not None or self.verify is not None
+
+    @property
     def digest(self) -> str:
         """sha256 of the block as the page shows it: a test run's verdict belongs to the block only while this is unchanged."""
         return hashlib.sha256(self.source.encode()).hexdigest()

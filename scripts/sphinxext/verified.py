@@ -145,8 +145,8 @@ def reread_when_the_report_changes(app: Sphinx, env: BuildEnvironment, added: se
 
 def annotate(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     """Mark the page's tested blocks, add its summary under the title, and write its script."""
-    if app.builder.format != "html":
-        return
+    if app.builder.format != "html" or doctree.next_node(nodes.literal_block) is None:
+        return  # no code block: nothing to mark, no script (and the page need not be parsed again)
     source = Path(app.env.doc2path(docname))
     root = Path(app.confdir)
     try:
@@ -254,7 +254,7 @@ def summary(app: Sphinx, docname: str, page: sn.Page, report: Report, marked: di
     run = report.run
     day = run.date[:10]
     counts = {status: sum(r.status == status for r in marked.values()) for status in STATUSES}
-    steps = [s for s in page.snippets if s.kind == "shell" or s.apply is not None or s.verify is not None]
+    steps = [s for s in page.snippets if s.is_step]
     changed = len(steps) - len(marked)
     if counts["passed"] == len(steps) and steps:
         verdict = f"all {len(steps)} steps passed"

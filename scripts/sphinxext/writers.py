@@ -88,11 +88,15 @@ class ChecksTable(GeneratedTable):
         return table(("Annotation", "What it verifies"), [r for r in rows if not r[0].startswith("`% test: verify")])
 
 
+def number(value: float) -> str:
+    """Three significant digits, as the benchmark prints them: its repeats vary more than that."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
 def figure(metric: dict[str, Any]) -> str:
-    unit = metric["unit"]
-    value = f"{metric['median']:g} {unit}"
+    value = f"{number(metric['median'])} {metric['unit']}"
     if metric.get("repeats", 1) > 1 and metric["min"] != metric["max"]:
-        value += f" ({metric['min']:g} to {metric['max']:g})"
+        value += f" ({number(metric['min'])} to {number(metric['max'])})"
     return value
 
 
@@ -101,12 +105,13 @@ def figures_markdown(data: dict[str, Any]) -> str:
     parts = []
     bench = data.get("bench")
     if bench:
-        load = bench["machine"]["load_average"]
+        before = bench.get("load_before", {}).get("1min")
+        started = f"{before:.2f} when it started and " if before is not None else ""
         parts.append(
-            f"`make bench` on {bench['date']}, on {bench['machine']['cpus']} CPUs with a load average of {load[0]:g} when it finished "
-            "(the median of its repeats after a warm-up, with the range):\n"
+            f"`make bench` on {bench['date']}, on {bench['machine']['cpus']} CPUs with a load average of {started}{bench['machine']['load_average'][0]:.2f} "
+            "when it finished (the median of its repeats after a warm-up, with the range):\n"
         )
-        rows = [(m["name"], figure(m), "" if m["budget"] is None else f"{m['budget']:g} {m['unit']} ({m['verdict']})") for m in bench["metrics"]]
+        rows = [(m["name"], figure(m), "" if m["budget"] is None else f"{number(m['budget'])} {m['unit']} ({m['verdict']})") for m in bench["metrics"]]
         parts.append(table(("What", "Figure", "Budget"), rows))
     mutate = data.get("mutate")
     if mutate:
@@ -114,15 +119,15 @@ def figures_markdown(data: dict[str, Any]) -> str:
             f"`make mutate` on {mutate['date']}: {mutate['killed']} of {mutate['killed'] + mutate['survived']} mutations caught; "
             f"{mutate['accepted_survivors']} survivors accepted as harmless (each with its reason in the catalogue); "
             f"kill rate without them {mutate['kill_rate']:.1%} (required {mutate['required_kill_rate']:.0%}), "
-            f"{mutate['wall_seconds']:g} s with {mutate['jobs']} jobs.\n"
+            f"{number(mutate['wall_seconds'])} s with {mutate['jobs']} jobs.\n"
         )
     stability = data.get("stability")
     if stability:
         walls = stability["wall_seconds"]
         parts.append(
             f"Stability run on {stability['date']}: {stability['green_runs']} of {stability['runs']} runs green with {stability['workers']} workers, "
-            f"{len(stability['flaky'])} flaky tests, {stability['distinct_page_orders']} page orders; wall median {walls['median']:g} s "
-            f"({walls['min']:g} to {walls['max']:g} s).\n"
+            f"{len(stability['flaky'])} flaky tests, {stability['distinct_page_orders']} page orders; wall median {number(walls['median'])} s "
+            f"({number(walls['min'])} to {number(walls['max'])} s).\n"
         )
     return "\n".join(parts) or "No figures are recorded yet.\n"
 
