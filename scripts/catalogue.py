@@ -70,6 +70,14 @@ class Mutation:
     find: str
     replace: str = ""
     why: str = ""  # for a survivor we accept: why it is harmless
+    # "kill": a mistake the tests must catch; "survive": a correct rewrite (long flags, $HOME for ~, another
+    # spelling the program reads the same way) that must pass. A killed "survive" is a false alarm: the world is wrong.
+    expect: str = "kill"
+    judged_by: str = ""  # reader abilities (scripts/reader.py) that run too when every plain step passes, comma-separated
+
+    def __post_init__(self) -> None:
+        if self.expect not in ("kill", "survive"):
+            raise MutationError(f"mutation {self.id}: expect must be kill or survive, not {self.expect!r}")
 
     def apply(self, text: str) -> str:
         if self.kind == "delete":

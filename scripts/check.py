@@ -16,13 +16,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from scripts import catalogue, replay, update, versions
+from scripts import catalogue, replay, toolchain, update, versions
 from scripts import snippets as sn
+from scripts.contract import check_traffic
 from scripts.sandbox import FailedCommand, World
 from scripts.terminal import interactive_shell
 
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 REPORT_DIR = REPO / "_build" / "snippets"
 DEFAULT_TIMEOUT = 20.0
+OUTPUT_TAIL_LINES = 15  # of a failed step's output, in report.json
 
 Status = Literal["passed", "failed", "skipped"]
 CONFIG_FORMATS = {"env": "env", "yaml": "yaml", "yml": "yaml", "caddyfile": "caddyfile", "Caddyfile": "caddyfile"}
@@ -48,10 +50,12 @@ class Verdict:
     checks: tuple[str, ...] = ()
     # Failed only because the output differs from what the page shows: `--update` may rewrite the block.
     output_differs: bool = False
+    via: str = ""  # the page whose run this step belongs to, when the step is another page's (`returns-to`)
 
     def as_json(self) -> dict[str, Any]:
         s = self.snippet
         return {
+            **({"via": self.via} if self.via else {}),
             "id": s.id,
             "page": s.page,
             "line": s.line,
@@ -62,6 +66,8 @@ class Verdict:
             "seconds": round(self.seconds, 4),
             "standins": list(self.standins),
             "checks": list(self.checks),
+            # What the reader would see at a failed step (CI annotations and summaries show it).
+            "output_tail": tail(self.output, OUTPUT_TAIL_LINES) if self.status == "failed" else "",
         }
 
 
@@ -186,9 +192,40 @@ def load_page(path: Path, root: Path = REPO) -> sn.Page:
     return sn.parse_page(path, root, sn.load_copy_rules(root / "conf.py"))
 
 
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The state a reader starts a page from, made before the page's own `continues` chain: another page's end, then a script."""
+
+    name: str
+    page: str | None = None  # relative to docs/: replayed to its end first
+    script: str = ""  # then run in the world's terminal (what the reader's server looks like)
+
+
+# What a reader's server may look like when they open a page (`% test: starts-from STATE`). The
+# fixture (scripts/world/fixtures) is Reflector running with sign-in off; these are the others.
+START_STATES: dict[str, Start] = {
+    # Reflector as its deployment guide leaves it: the .env files copied from the .env.example files
+    # (AUTH_BACKEND=jwt with the key the checkout ships; the frontend's FEATURE_REQUIRE_LOGIN unset, so on).
+    "fresh-install": Start(
+        "fresh-install",
+        script=(
+            "cd ~/reflector && cp server/.env.example server/.env && cp www/.env.example www/.env"
+            " && docker compose -f docker-compose.prod.yml --profile caddy up -d --wait --force-recreate\n"
+        ),
+    ),
+    # Sign-in set up with Authentik: the walkthrough's end.
+    "signed-in": Start("signed-in", page="self-hosted-authentik.md"),
+}
+
+
 @dataclass
 class PageRun:
-    """A page being run: start() makes its world (and replays the page it continues), step() judges one snippet."""
+    """A page being run: start() makes its world (and replays the page it continues), step() judges one snippet.
+
+    `mine` runs the page as a reader with other values would (variable name -> value, scripts/snippets.py
+    substitute): the blocks, the prerequisite pages and the world's hostnames all use them.
+    `begin` starts the run from a reader's state other than the fixture's (`% test: starts-from`).
+    """
 
     page: sn.Page
     root: Path = REPO
@@ -199,22 +236,64 @@ class PageRun:
     startup_error: str | None = None
     # With `--update`, a step whose only fault is its shown output does not stop the page.
     continue_on_output: bool = False
+    mine: dict[str, str] | None = None
+    begin: Start | None = None
+    cached_steps: list[sn.Snippet] | None = None
 
     @property
     def rules(self) -> sn.CopyRules:
         return copy_rules(self.root)
 
+    def __post_init__(self) -> None:
+        if self.mine:
+            self.page = self.reader_copy(self.page)
+        if self.begin is None and self.page.starts_from:
+            # The plain run starts where the page's first reader starts (scripts/reader.py runs the others).
+            name = self.page.starts_from[0]
+            if name not in START_STATES:
+                raise sn.SnippetError(self.page.path, 1, f"starts-from {name}: no such state (known: {', '.join(sorted(START_STATES))})")
+            self.begin = START_STATES[name]
+
+    def reader_copy(self, page: sn.Page) -> sn.Page:
+        """`page` as the reader with values `mine` copies it (unchanged without `mine`)."""
+        if not self.mine:
+            return page
+        return sn.substitute_page(page, self.values(), self.mine)
+
+    def values(self) -> tuple[sn.PageValue, ...]:
+        return sn.declared_values([load_page(p, self.root) for p in sn.discover_pages(self.root)])
+
+    def load(self, relative: str) -> sn.Page:
+        """A page under docs/, as this run's reader sees it."""
+        return self.reader_copy(load_page(self.root / "docs" / relative, self.root))
+
     def steps(self) -> list[sn.Snippet]:
-        return [s for s in self.page.snippets if is_step(s)]
+        """This page's steps, then those of the page it returns to (from its label on), as the reader goes on there."""
+        if self.cached_steps is not None:
+            return self.cached_steps
+        own = [s for s in self.page.snippets if is_step(s)]
+        if self.page.returns_to is not None:
+            target, label = self.page.returns_to
+            other = self.load(target)
+            lines = dict(other.targets)
+            if label not in lines:
+                raise sn.SnippetError(self.page.path, 1, f"returns-to {target} from={label}: no target ({label})= on that page")
+            own += [s for s in other.snippets if is_step(s) and s.line > lines[label]]
+        self.cached_steps = own
+        return own
 
     def start(self) -> None:
-        self.findings = shellcheck_page([s for s in self.page.snippets if s.kind == "shell"], find_shellcheck())
-        self.world = World.start(REPO, keep_dir=self.keep)
+        self.findings = shellcheck_page([s for s in self.steps() if s.kind == "shell"], find_shellcheck())
+        renames = sn.value_renames(self.values(), self.mine) if self.mine else None
+        self.world = World.start(REPO, keep_dir=self.keep, rename=renames)
         chain = [(prior, self.stop_line(prior)) for prior in self.prerequisites()]
-        if not chain:
+        if self.begin is not None and self.begin.page is not None:
+            chain = [(self.load(self.begin.page), None), *chain]
+        if not chain and self.begin is None:
             return
         # The pages it continues are replayed once per run; later pages restore the snapshot (scripts/replay.py).
-        name = replay.key([(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain])
+        parts: list[Any] = [(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain]
+        name = replay.key([*parts, ("begin", repr(self.begin), None), ("mine", json.dumps(self.mine, sort_keys=True), None)])
         with replay.CACHE.entry(name) as (found, made):
             if found is not None:
                 replay.restore(self.world, found)
@@ -222,8 +301,16 @@ class PageRun:
                 made.append(replay.snapshot(self.world))
 
     def replay(self, chain: Sequence[tuple[sn.Page, int | None]]) -> bool:
-        """Run the steps of the pages this one continues; False (and startup_error set) when one fails."""
-        for prior, stop in chain:
+        """Run the steps of the pages this one continues, with the start's script after the start's page (or first);
+        False (and startup_error set) when one fails."""
+        assert self.world is not None
+        script_due = self.begin is not None and bool(self.begin.script)
+        after_first = self.begin is not None and self.begin.page is not None
+        for i, (prior, stop) in enumerate(chain):
+            if script_due and not (after_first and i == 0):
+                if not self.run_begin_script():
+                    return False
+                script_due = False
             for s in prior.snippets:
                 if not is_step(s) or s.skip_reason:
                     continue
@@ -233,6 +320,17 @@ class PageRun:
                 if v.status == "failed":
                     self.startup_error = f"the page it continues failed at {s.id}: {v.reason}"
                     return False
+        return not script_due or self.run_begin_script()
+
+    def run_begin_script(self) -> bool:
+        """The start's script, run once: the reader's server as it is before the page."""
+        assert self.world is not None
+        if self.begin is None or not self.begin.script:
+            return True
+        r = self.world.run(f"start:{self.begin.name}", self.begin.script, DEFAULT_TIMEOUT * 3)
+        if r.rc != 0:
+            self.startup_error = f"the starting state {self.begin.name} could not be made (exit {r.rc}):\n{tail(r.output)}"
+            return False
         return True
 
     def stop_line(self, prior: sn.Page) -> int | None:
@@ -256,7 +354,7 @@ class PageRun:
             path = self.root / "docs" / current.continues
             if not path.exists():
                 raise sn.SnippetError(self.page.path, 1, f"continues {current.continues}, which does not exist")
-            prior = load_page(path, self.root)
+            prior = self.load(current.continues)
             if prior.path in seen:
                 raise sn.SnippetError(self.page.path, 1, f"continues forms a cycle through {prior.path}")
             seen.add(prior.path)
@@ -273,6 +371,8 @@ class PageRun:
         if self.failed_at:
             return Verdict(s, "skipped", f"earlier step failed at {self.failed_at}")
         v = self.execute(s)
+        if s.page != self.page.path:
+            v = replace(v, via=self.page.path)
         if v.status == "failed" and not (v.output_differs and self.continue_on_output):
             self.failed_at = s.id
         return v
@@ -286,11 +386,15 @@ class PageRun:
     def execute_shell(self, s: sn.Snippet) -> Verdict:
         assert self.world is not None
         timeout = s.timeout or DEFAULT_TIMEOUT
+        traffic: list[dict[str, Any]] = []
         for b in s.before:
             res = self.world.check(b.name, dict(b.args))
+            traffic += res.traffic
             if not res.ok:
-                return Verdict(s, "failed", f"the reader's step before it ({b.name}) failed: {res.detail}")
+                reason = f"the reader's step before it ({b.name}) failed: {res.detail}"
+                return Verdict(s, "failed", "\n".join([reason, *check_traffic(traffic, s.id)]))
         r = self.world.run(s.id, s.text, timeout)
+        traffic += r.traffic
         standins = tuple(sorted({c.get("tool", "?") for c in r.standins}))
         base = {"seconds": r.seconds, "output": r.output, "standins": standins}
         problems: list[str] = []
@@ -319,6 +423,7 @@ class PageRun:
             for c in s.checks:
                 args = dict(c.args)
                 res = self.world.check(c.name, args)
+                traffic += res.traffic
                 done_checks.append(c.name)
                 if not res.ok:
                     problems.append(f"check {c.name} failed: {res.detail}")
@@ -327,6 +432,8 @@ class PageRun:
             assert shown is not None
             problems.insert(0, "output differs from what the page shows:\n--- page\n" + shown.rstrip("\n") + "\n--- actual\n" + tail(r.output))
         problems += [f"shellcheck {f.code} at {s.page}:{f.line}: {f.message}" for f in self.findings.get(s.id, [])]
+        # The world itself is on trial too: a fake that answered unlike the real service makes the verdict worthless.
+        problems += check_traffic(traffic, s.id)
         if problems:
             only_output = differs and len(problems) == 1
             return Verdict(s, "failed", "\n".join(problems), checks=tuple(done_checks), output_differs=only_output, **base)  # type: ignore[arg-type]
@@ -344,8 +451,9 @@ class PageRun:
             res = self.world.check("config-contains", {"file": s.verify, "content": s.source, "format": fmt})
             name = f"verify {s.verify}"
         secs = time.perf_counter() - started
-        if not res.ok:
-            return Verdict(s, "failed", f"{name}: {res.detail}", seconds=secs, checks=(name,))
+        problems = ([f"{name}: {res.detail}"] if not res.ok else []) + check_traffic(res.traffic, s.id)
+        if problems:
+            return Verdict(s, "failed", "\n".join(problems), seconds=secs, checks=(name,))
         return Verdict(s, "passed", seconds=secs, checks=(name,))
 
     def close(self) -> None:
@@ -395,33 +503,57 @@ def source_revision(root: Path = REPO) -> dict[str, Any]:
     return {"commit": head, "dirty": bool(status.strip())}
 
 
+def run_record(root: Path = REPO) -> dict[str, Any]:
+    """What the run was, for the site's marks: its date, the commit and the versions the world models."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **source_revision(root),
+        "versions": versions.modelled(),
+        "services": "simulated: fake Authentik and Reflector API, stand-ins for docker, sudo, ssh and nano (docs/testing.md)",
+    }
+
+
 def merge_report(directory: Path = REPORT_DIR, *, sandbox: str = "bubblewrap", wall_seconds: float | None = None) -> dict[str, Any]:
-    """Join this run's per-page files into report.json, with what the run was: its date, commit and the versions the world models."""
+    """Join this run's per-page files into directory/report.json, with what the run was (run_record)."""
     entries: list[dict[str, Any]] = []
     for f in sorted(pages_dir(directory).glob("*.json")):
         entries.extend(json.loads(f.read_text()))
-    counts = {k: sum(1 for e in entries if e["status"] == k) for k in ("passed", "failed", "skipped")}
-    report = {
-        "run": {
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **source_revision(),
-            "versions": versions.modelled(),
-            "services": "simulated: fake Authentik and Reflector API, stand-ins for docker, sudo, ssh and nano (docs/testing.md)",
-        },
-        "snippets": entries,
-        "summary": {
-            "total": len(entries),
-            **counts,
-            "skipped_reasons": {e["id"]: e["reason"] for e in entries if e["status"] == "skipped"},
-            "sandbox": sandbox,
-            "wall_seconds": wall_seconds,
-        },
-    }
+    # What scripts/reader.py found beside the plain run: one entry per page and ability.
+    abilities = [json.loads(f.read_text()) for f in sorted((pages_dir(directory) / "abilities").glob("*.json"))]
+    report = build_report(entries, abilities, sandbox=sandbox, wall_seconds=wall_seconds, run=run_record())
     # Written aside and renamed, so the site build never reads a half-written report.
     partial = directory / f".report.json.{os.getpid()}"
     partial.write_text(json.dumps(report, indent=1))
     partial.replace(directory / "report.json")
     return report
+
+
+def build_report(
+    entries: Sequence[dict[str, Any]], abilities: Sequence[dict[str, Any]], *, sandbox: str, wall_seconds: float | None, run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report of these verdicts and ability outcomes, in page then line (ability) order, so shards' reports join into the one a single run writes.
+
+    A step that another page's run reached too (`returns-to`) is reported once per run, its own page's first."""
+    ordered = sorted(entries, key=lambda e: (e["page"], e["line"], e.get("via", "")))
+    outcomes = sorted(abilities, key=lambda o: (o["page"], o["ability"]))
+    counts = {k: sum(1 for e in ordered if e["status"] == k) for k in ("passed", "failed", "skipped")}
+    by_ability = {
+        a: {k: sum(1 for o in outcomes if o["ability"] == a and o["status"] == k) for k in ("passed", "failed", "skipped")}
+        for a in sorted({o["ability"] for o in outcomes})
+    }
+    return {
+        **({"run": run} if run is not None else {}),
+        "snippets": ordered,
+        "abilities": outcomes,
+        "summary": {
+            "total": len(ordered),
+            **counts,
+            "abilities": by_ability,
+            "skipped_reasons": {e["id"]: e["reason"] for e in ordered if e["status"] == "skipped"},
+            "sandbox": sandbox,
+            "wall_seconds": wall_seconds,
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +605,11 @@ def select_targets(args: Sequence[str], pattern: str | None) -> list[Target]:
     return targets
 
 
+def beyond(s: sn.Snippet, page: sn.Page, upto: int | None) -> bool:
+    """Whether a run up to `page`'s line `upto` stops before step `s` (a step of the page it returns to comes after all of its own)."""
+    return upto is not None and (s.page != page.path or s.line > upto)
+
+
 def check_page(path: Path, *, keep: Path | None = None, on_verdict: Callable[[Verdict], None] | None = None, upto: int | None = None, root: Path = REPO) -> list[Verdict]:
     """Run one page from a fresh world; return a verdict per step, in page order (only the steps up to line `upto`, if given)."""
     run = PageRun(load_page(path, root), root=root, keep=keep)
@@ -480,7 +617,7 @@ def check_page(path: Path, *, keep: Path | None = None, on_verdict: Callable[[Ve
     try:
         run.start()
         for s in run.steps():
-            if upto is not None and s.line > upto:
+            if beyond(s, run.page, upto):
                 break
             verdicts.append(run.step(s))
             if on_verdict:
@@ -511,7 +648,8 @@ def shell_banner(page: sn.Page, at: sn.Snippet, failure: Verdict | None) -> str:
 
 def update_page(target: Target, page: sn.Page, verdicts: Sequence[Verdict]) -> str:
     """Rewrite the shown output of the page's blocks whose only fault was their output; the diff ("" when none)."""
-    changed = [v for v in verdicts if v.output_differs]
+    # Only this page's blocks: a step of the page it returns to is rewritten when that page itself runs.
+    changed = [v for v in verdicts if v.output_differs and v.snippet.page == page.path]
     if not changed:
         return ""
     path = target.path
@@ -558,6 +696,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true", help="rewrite the output that console blocks show where only that differs, and print the diff")
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR, help=f"where report.json goes (default {REPORT_DIR.relative_to(REPO)})")
     ns = parser.parse_args(argv)
+    try:
+        toolchain.require("python -m scripts.check")
+    except toolchain.ToolchainMissing as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     targets = select_targets(ns.pages, ns.k)
     if ns.shell and len(targets) != 1:
         parser.error(f"--shell opens one page's world; {len(targets)} pages are selected (name one PAGE[:LINE])")
@@ -608,9 +751,10 @@ def run_target(
     if keep_files:
         keep = Path(os.environ.get("TMPDIR", "/tmp")) / f"reflector-docs-{target.path.stem}-{os.getpid()}"
         keep.mkdir(parents=True, exist_ok=True)
-    if not PageRun(page).steps():
+    steps = PageRun(page, root=target.root).steps()
+    if not steps:
         return [], page  # nothing to run: no world to start
-    if target.upto is not None and not any(s.line <= target.upto for s in PageRun(page).steps()):
+    if target.upto is not None and not any(s.line <= target.upto for s in steps if s.page == page.path):
         raise sn.SnippetError(page.path, target.upto, "no step starts at or before this line")
     run = PageRun(page, root=target.root, keep=keep, continue_on_output=rewrite)
     verdicts: list[Verdict] = []
@@ -618,7 +762,7 @@ def run_target(
     try:
         run.start()
         for s in run.steps():
-            if target.upto is not None and s.line > target.upto:
+            if beyond(s, page, target.upto):
                 break
             v = run.step(s)
             verdicts.append(v)

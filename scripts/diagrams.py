@@ -44,7 +44,7 @@ def parse_errors(sources: list[str]) -> list[str | None]:
     proc = subprocess.run(
         [node, "--input-type=module", "-e", PARSE_JS, MERMAID.as_uri(), PURIFY.as_uri()],
         input=json.dumps(sources), capture_output=True, text=True, check=False, timeout=60,
-    )
+    )  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"mermaid's parser failed to run: {proc.stderr.strip()[-500:]}")
     result: list[str | None] = json.loads(proc.stdout)

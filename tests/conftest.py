@@ -1,4 +1,4 @@
-"""Shared fixtures: the guide built once per session, exactly as `make html` builds it, and the browser that opens it."""
+"""Shared fixtures: the guide built once per session, exactly as `make html` builds it, the browser that opens it; every world's traffic contract-checked."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
+
+from scripts import toolchain
+
+# --shard K/N, and on GitHub Actions the error lines at page:line and the job summary.
+CI_PLUGIN = "scripts.tools.ci"
+pytest_plugins = [CI_PLUGIN]
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -43,6 +48,10 @@ def browser() -> Iterator[Any]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
         pytest.skip(reason)
+    # Imported here, not at the top: Playwright is in the test set, and a docs-only venv must reach
+    # pytest_configure's refusal, which names the install command, instead of an ImportError.
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         b = pw.chromium.launch(
             executable_path=chromium,
@@ -52,8 +61,41 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+@pytest.fixture(autouse=True)
+def contract_checked_traffic(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test makes a world's fakes answer (a correction's upstream variant, a troubleshooting
+    reproduction, a fault) is held to the real services' contracts too, not only the doc tests' steps."""
+    # Imported here, not at the top: scripts.contract needs pydantic (the test set), and a docs-only venv
+    # must reach pytest_configure's refusal, which names the install command, instead of an ImportError.
+    from scripts.contract import check_traffic
+    from scripts.sandbox import World
+
+    seen: list[dict[str, Any]] = []
+
+    def recording(name: str) -> Any:
+        original = getattr(World, name)
+
+        def call(self: World, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            seen.extend(result.traffic)
+            return result
+
+        return call
+
+    for name in ("run", "check", "apply"):
+        monkeypatch.setattr(World, name, recording(name))
+    yield
+    if not request.node.nodeid.startswith("tests/test_docs.py"):  # PageRun already judges each doc step's traffic
+        found = check_traffic(seen, request.node.nodeid)
+        assert not found, "\n".join(found)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    """Refuse a docs-only venv with the fix; name this run, before xdist starts its workers (they inherit the environment), for its report folder."""
+    try:
+        toolchain.require("the test suite")
+    except toolchain.ToolchainMissing as e:
+        raise pytest.UsageError(str(e)) from None
     if not hasattr(config, "workerinput"):
         os.environ["REFLECTOR_DOCS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
         config.stash[_STARTED] = time.monotonic()
@@ -74,6 +116,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         started = session.config.stash.get(_STARTED, None)
         wall = round(time.monotonic() - started, 2) if started is not None else None
         report = merge_report(sandbox="bubblewrap (user, pid, ipc, uts and network namespaces)", wall_seconds=wall)
+        session.config.stash[session.config.pluginmanager.get_plugin(CI_PLUGIN).REPORT_KEY] = report
         shutil.rmtree(pages_dir())
         s = report["summary"]
         session.config.stash[_SUMMARY] = f"snippets: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped -> {REPORT_DIR / 'report.json'}"

@@ -144,3 +144,12 @@ def test_cli_refuses_fewer_than_three_repeats_and_unknown_groups(capsys: pytest.
         with pytest.raises(SystemExit):
             bench.main(argv)
     assert "unknown group" in capsys.readouterr().err
+
+
+def test_tree_bytes_counts_files_once_and_not_symlinks(tmp_path: Path) -> None:
+    """A venv's bin/python is a symlink to the interpreter: counting it would add the interpreter's size to every venv."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"x" * 1000)
+    (tmp_path / "g").write_bytes(b"y" * 24)
+    (tmp_path / "link").symlink_to(tmp_path / "a" / "f")
+    assert bench.tree_bytes(tmp_path) == 1024

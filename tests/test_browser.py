@@ -1,8 +1,10 @@
-"""The built site in headless Chromium: diagrams render in both themes, copy buttons copy what the tests run, nothing leaves 127.0.0.1."""
+"""The built site in headless Chromium: diagrams render in both themes, copy buttons copy what the tests run, nothing leaves 127.0.0.1, axe-core passes."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,14 +17,18 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from scripts.tools import favicon
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 OUT = ROOT / "_build" / "browser"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+TESTING_PAGE = DOCS / "testing.md"
 MODES = ("light", "dark")
 # The fences scripts/snippets.py runs (its SHELL_LANGS); Sphinx marks each with div.highlight-<lang>.
 SHELL_LANGS = ("bash", "console", "sh", "shell", "shell-session")
-# Pages Sphinx generates besides the guide's own; they must stay as clean as the guide's pages.
-GENERATED = ("genindex", "search")
+# Pages Sphinx (and sphinx-notfound-page) generate besides the guide's own; they must stay as clean as the guide's pages.
+GENERATED = ("search", "404")
 # Rendering waits on a condition, never a fixed sleep; this bounds a diagram that never renders.
 RENDER_TIMEOUT_MS = 20_000
 SENTINEL = "(the copy button put nothing on the clipboard)"
@@ -62,6 +68,22 @@ class Diagram:
     error: bool  # mermaid's own "Syntax error in text" graphic
     text_luminance: float | None  # of the SVG's text colour, 0 (black) .. 1 (white)
     fullscreen_icon: str  # the button's ::before mask-image, "" when there is no button
+    title: str  # the SVG's accessible name (accTitle), "" when it has none
+    description: str  # the SVG's accessible description (accDescr), "" when it has none
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One element that fails one axe-core rule."""
+
+    rule: str
+    impact: str  # minor, moderate, serious, critical
+    help: str
+    target: str  # axe's CSS selector for the element
+    html: str  # the element's opening tag, as axe quotes it
+
+    def __str__(self) -> str:
+        return f"{self.impact} {self.rule} ({self.help}) at {self.target}: {self.html[:160]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +97,7 @@ class Visit:
     errors: tuple[str, ...]  # console errors and uncaught exceptions
     diagrams: tuple[Diagram, ...]
     render_timeout: bool
+    violations: tuple[Violation, ...]  # axe-core's findings, one per (rule, element)
     blocks: tuple[Block, ...]
     fullscreen_opens: bool | None  # None on pages without a diagram (and in dark mode, not tried)
     switches_to_light: bool | None  # diagrams re-rendered light after furo's toggle; None unless dark with diagrams
@@ -89,13 +112,44 @@ class Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+class Pages(Quiet):
+    """The built site as GitHub Pages serves it: under the site's path (/<repository>/), and 404.html, with status 404, for anything else."""
+
+    prefix = "/"
+
+    def translate_path(self, path: str) -> str:
+        if not path.startswith(self.prefix):
+            return str(Path(self.directory) / ".outside-the-site")  # missing on purpose: answered by send_error
+        return super().translate_path("/" + path[len(self.prefix) :])
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if code != 404:
+            super().send_error(code, message, explain)
+            return
+        body = (Path(self.directory) / "404.html").read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def site_path(site_html: Path) -> str:
+    """The URL path the site is published under (conf.py's SITE_URL), from the built index page's canonical link."""
+    found = re.search(r'<link rel="canonical" href="([^"]+)"', (site_html / "index.html").read_text(encoding="utf-8"))
+    assert found, "index.html has no canonical link (conf.py html_baseurl)"
+    return urlsplit(found.group(1)).path.removesuffix("index.html")
+
+
 @pytest.fixture(scope="session")
 def server(site_html: Path) -> Iterator[str]:
-    """The built site on 127.0.0.1 at an ephemeral port, bound before it is handed out."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site_html)))
+    """The built site on 127.0.0.1 at an ephemeral port, under the path it is published at, bound before it is handed out."""
+    handler = type("SitePages", (Pages,), {"prefix": site_path(site_html)})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site_html)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    yield f"http://127.0.0.1:{httpd.server_address[1]}{handler.prefix}"
     httpd.shutdown()
     httpd.server_close()
 
@@ -123,7 +177,8 @@ class Visits:
     def _visit(self, context: Any, page: str, mode: str) -> Visit:
         # furo keeps the reader's choice in localStorage "theme" and applies it before any other script.
         context.add_init_script(f"localStorage.setItem('theme', {json.dumps(mode)})")
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=self.base.rstrip("/"))
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.base))
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
         # Anything not from the site is recorded (below) and refused, so a regression fails fast and offline.
         context.route(lambda url: not url.startswith(self.base), lambda route: route.abort())
         tab = context.new_page()
@@ -151,6 +206,9 @@ class Visits:
         diagrams = tuple(Diagram(**d) for d in tab.evaluate(DIAGRAMS_JS))
         OUT.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=OUT / f"{page.replace('/', '_')}-{mode}.png", full_page=True)
+        # axe-core from node_modules, injected as an inline script: nothing is fetched.
+        tab.add_script_tag(path=str(AXE))
+        violations = tuple(Violation(**v) for v in tab.evaluate(AXE_JS))
 
         switches = None
         if mode == "dark" and diagrams and not render_timeout:
@@ -167,7 +225,7 @@ class Visits:
             opens = tab.locator(".mermaid-fullscreen-modal.active svg").count() == 1
             tab.keyboard.press("Escape")
         blocks = copy_blocks(tab) if mode == "light" else ()
-        return Visit(page, mode, tuple(requests), tuple(failed), tuple(errors), diagrams, render_timeout, blocks, opens, switches)
+        return Visit(page, mode, tuple(requests), tuple(failed), tuple(errors), diagrams, render_timeout, violations, blocks, opens, switches)
 
 
 def copy_blocks(tab: Any) -> tuple[Block, ...]:
@@ -203,8 +261,16 @@ DIAGRAMS_JS = f"""
     error: !!svg && (svg.getAttribute('aria-roledescription') === 'error' || svg.textContent.includes('Syntax error in text')),
     text_luminance: ({LUMINANCE_JS})(svg),
     fullscreen_icon: btn ? getComputedStyle(btn, '::before').maskImage || getComputedStyle(btn, '::before').webkitMaskImage : '',
+    title: svg ? (svg.querySelector(':scope > title') || {{textContent: ''}}).textContent.trim() : '',
+    description: svg ? (svg.querySelector(':scope > desc') || {{textContent: ''}}).textContent.trim() : '',
   }};
 }})
+"""
+# Every rule axe-core runs by default (WCAG 2.0-2.2 A and AA, best practices), one record per failing element.
+AXE_JS = """
+async () => (await axe.run(document, {resultTypes: ['violations']})).violations.flatMap(v => v.nodes.map(n => ({
+  rule: v.id, impact: v.impact || n.impact || '', help: v.help, target: n.target.join(' '), html: n.html,
+})))
 """
 
 
@@ -364,3 +430,94 @@ def test_search_finds_the_page_that_answers(browser: Any, server: str, query: st
     finally:
         page.close()
     assert any(href and href.split("?")[0].split("#")[0].endswith(expected) for href in links), links
+
+
+# -- accessibility (axe-core) ------------------------------------------------------------------
+
+# Serious or critical findings that Sphinx or furo cause, not our templates, CSS or JavaScript: the rule,
+# a fragment of the element's HTML that identifies the source, and the source. docs/testing.md lists
+# them (and the milder ones) for writers; test_axe_findings_are_all_listed_for_writers keeps the two in step.
+UPSTREAM = {
+    "aria-required-attr": ('class="caption" role="heading"', "Sphinx's toctree captions: role=heading without aria-level (furo's sidebar shows them)"),
+}
+SERIOUS = ("serious", "critical")
+
+
+def upstream(v: Violation) -> bool:
+    known = UPSTREAM.get(v.rule)
+    return known is not None and known[0] in v.html
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_axe_finds_nothing_serious_of_ours(visits: Visits, page: str, mode: str) -> None:
+    """No serious or critical axe-core finding on any page, in either theme, except the listed ones Sphinx or furo cause."""
+    ours = [str(v) for v in visits.get(page, mode).violations if v.impact in SERIOUS and not upstream(v)]
+    assert not ours, f"{page}.html ({mode}):\n" + "\n".join(ours)
+
+
+def test_axe_findings_are_all_listed_for_writers(visits: Visits) -> None:
+    """Every rule axe-core still reports (upstream ones, and milder ones) is named on the writers' page; every listed serious one still occurs."""
+    seen: dict[str, set[str]] = {}
+    for page in ALL_PAGES:
+        for mode in MODES:
+            for v in visits.get(page, mode).violations:
+                seen.setdefault(v.rule, set()).add(f"{page} ({mode})")
+    text = TESTING_PAGE.read_text(encoding="utf-8")
+    unlisted = {rule: sorted(where)[:3] for rule, where in seen.items() if f"`{rule}`" not in text}
+    assert not unlisted, f"axe-core rules not listed in {TESTING_PAGE.relative_to(ROOT)}: {unlisted}"
+    stale = sorted(set(UPSTREAM) - set(seen))
+    assert not stale, f"listed upstream findings that no longer occur (remove them here and in docs/testing.md): {stale}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_diagram_has_an_accessible_title_and_description(visits: Visits, page: str) -> None:
+    """A screen reader announces each diagram by its accTitle and reads its accDescr: the diagram's content in words."""
+    bare = [i for i, d in enumerate(visits.get(page, "light").diagrams, 1) if not (d.title and d.description)]
+    assert not bare, f"{page}.html: diagram(s) {bare} lack accTitle or accDescr"
+
+
+def test_a_missing_page_answers_404_with_the_styled_404_page(browser: Any, server: str) -> None:
+    """A wrong link, at any depth, lands on the guide's 404 page, whose styles and links work there too (absolute URLs)."""
+    tab = browser.new_page()
+    failed: list[str] = []
+    try:
+        tab.route(lambda url: not is_local(url, server), lambda route: route.abort())
+        tab.on("response", lambda r: failed.append(f"{r.url} ({r.status})") if r.status >= 400 and "no-such" not in r.url else None)
+        answer = tab.goto(f"{server}no-such/page.html")
+        assert answer is not None
+        assert answer.status == 404
+        assert tab.locator("h1").first.inner_text() == "Page not found"
+        assert tab.evaluate("() => [...document.styleSheets].some(s => (s.href || '').includes('furo.css') && s.cssRules.length > 0)")
+        tab.get_by_role("link", name="the guide's first page").click()
+        tab.wait_for_load_state()
+        assert tab.url == f"{server}index.html"
+    finally:
+        tab.close()
+    assert not failed, failed
+
+
+def test_png_favicon_is_the_svg_rendered(browser: Any) -> None:
+    """The committed PNG icon still shows what favicon.svg draws: run `python -m scripts.tools.favicon` after editing the SVG."""
+    tab = browser.new_page()
+    try:
+        fresh = favicon.render(tab)
+        diff = tab.evaluate(
+            """async ([a, b]) => {
+              const load = src => new Promise((ok, bad) => { const i = new Image(); i.onload = () => ok(i); i.onerror = bad; i.src = src; });
+              const [x, y] = await Promise.all([load(a), load(b)]);
+              if (x.width !== y.width || x.height !== y.height) return {size: [x.width, x.height, y.width, y.height]};
+              const pixels = img => { const c = new OffscreenCanvas(img.width, img.height); const g = c.getContext('2d');
+                                      g.drawImage(img, 0, 0); return g.getImageData(0, 0, img.width, img.height).data; };
+              const p = pixels(x), q = pixels(y);
+              let worst = 0, total = 0;
+              for (let k = 0; k < p.length; k++) { const d = Math.abs(p[k] - q[k]); worst = Math.max(worst, d); total += d; }
+              return {worst, mean: total / p.length};
+            }""",
+            [f"data:image/png;base64,{base64.b64encode(fresh).decode()}", favicon.data_url(favicon.PNG, "image/png")],
+        )
+    finally:
+        tab.close()
+    # Anti-aliasing may differ by a few levels between Chromium versions; a changed drawing moves whole shapes.
+    assert "size" not in diff, f"{favicon.PNG.name} is not {favicon.SIZE} px square: {diff}"
+    assert diff["mean"] < 1.0, f"{favicon.PNG.name} differs from favicon.svg (mean channel difference {diff['mean']:.2f}): run python -m scripts.tools.favicon"

@@ -105,7 +105,7 @@ def test_a_refused_sign_in_says_whether_web_is_stale_or_authentik_holds_another_
     ("name", "args", "detail"),
     [
         ("file-mode", {"file": "~/x.env", "mode": "600"}, "~/x.env has mode 644, expected 600"),
-        ("env-has", {"file": "~/x.env", "A": "2"}, "A is '1' in ~/x.env, expected '2'"),
+        ("env-has", {"file": "~/x.env", "A": "2"}, "A is '1' in ~/x.env, which the program does not read as '2'"),
         ("env-unique", {"file": "~/x.env"}, "~/x.env has duplicated keys: A"),
         ("env-secrets", {"file": "~/x.env", "keys": "A"}, "A in ~/x.env has about 4 bits, fewer than 256"),
     ],
@@ -115,3 +115,21 @@ def test_a_failing_check_names_the_file_it_checked(home: Path, tmp_path: Path, n
     (home / "x.env").write_text("A=0\nA=1\n")
     (home / "x.env").chmod(0o644)
     assert checks.run_check(name, args, home, tmp_path) == (False, detail)
+
+
+@pytest.mark.parametrize(
+    ("line", "want", "ok"),
+    [
+        ("FEATURE_REQUIRE_LOGIN=no", "false", True),  # the frontend: only "true" is true
+        ("FEATURE_REQUIRE_LOGIN=True", "true", False),
+        ("PUBLIC_MODE=1", "true", True),  # the backend: pydantic's bool
+        ("PUBLIC_MODE=off", "false", True),
+        ("PUBLIC_MODE=maybe", "false", False),
+        ("AUTH_BACKEND=None", "none", False),  # a module name: exact
+    ],
+)
+def test_env_has_compares_values_as_the_program_reads_them(home: Path, tmp_path: Path, line: str, want: str, ok: bool) -> None:
+    """A correct spelling must pass (no false alarm); a value the program reads otherwise must not."""
+    (home / ".env").write_text(line + "\n")
+    key = line.split("=")[0]
+    assert checks.run_check("env-has", {"file": "~/.env", key: want}, home, tmp_path)[0] is ok

@@ -9,6 +9,7 @@ tests/test_docs.py proves that our own wording passes; some tests here check tha
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -231,7 +232,7 @@ def test_network_link_is_lost_on_recreate(tmp_path: Path) -> None:
     reconnect = snippet_with(load_page(page, page.parent.parent), "docker compose up -d --wait && ./join-reflector-network.sh").text
     with session(page, before=FIRST_API_CALL) as s:
         assert_passed(s)
-        assert s.sh(STATUS).output == "200"
+        assert s.sh(STATUS).output == "204"
         # Restarting keeps the link, as the page says.
         assert s.sh("cd ~/authentik && docker compose restart server").rc == 0
         assert s.check("network-attached", container="authentik-server-1", network="reflector_default").ok
@@ -244,7 +245,7 @@ def test_network_link_is_lost_on_recreate(tmp_path: Path) -> None:
         r = s.sh(reconnect)
         assert r.rc == 0, r.output
         assert "Connected authentik-server-1 to reflector_default" in r.output
-        assert s.sh(STATUS).output == "200"
+        assert s.sh(STATUS).output == "204"
         again = s.sh(reconnect)
         assert again.rc == 0, again.output
         assert "already on reflector_default" in again.output, again.output
@@ -258,10 +259,15 @@ def test_network_link_is_lost_on_recreate(tmp_path: Path) -> None:
 
 
 def test_caddy_runs_only_with_profile(tmp_path: Path) -> None:
-    """Reflector started without `--profile caddy` has no Caddy: the reload step fails (upstream never mentions the profile)."""
+    """Reflector started without `--profile caddy` has no Caddy: the first check says so, and the reload would fail
+    (upstream never mentions the profile)."""
     without_profile = "cd ~/reflector && docker compose -f docker-compose.prod.yml --profile caddy down && docker compose -f docker-compose.prod.yml up -d"
     with session(ours(tmp_path, WALKTHROUGH), setup=without_profile) as s:
-        assert_fails_at(s, RELOAD, "exit status 1", 'service "caddy" is not running')
+        v = assert_fails_at(s, "docker network inspect reflector_default", "output differs")
+        assert "reflector-caddy-1" not in v.output, v.output
+        r = s.sh("cd ~/reflector && " + snippet_with(s.run.page, RELOAD).text)
+        assert r.rc == 1, r.output
+        assert 'service "caddy" is not running' in r.output, r.output
 
 
 def test_caddyfile_edit_keeps_inode_and_host(tmp_path: Path) -> None:
@@ -292,7 +298,7 @@ def test_caddy_step_runs_in_the_checkout(tmp_path: Path) -> None:
     """Upstream leaves the reader in ~/authentik for the Caddy step: the edit lands in a new file there, and the reload finds no compose file."""
     with session(variant(tmp_path, "caddy-step-outside-checkout")) as s:
         # The edit step itself catches it: its grep prints an error the page doesn't show.
-        assert_fails_at(s, 'AUTHENTIK_HOST=${AUTHENTIK_URL#https://}', "grep: Caddyfile: No such file or directory")
+        assert_fails_at(s, "AUTHENTIK_HOST=${AUTHENTIK_HOST#https://}", "grep: Caddyfile: No such file or directory")
         assert s.sh("test -f ~/authentik/Caddyfile").rc == 0
         reload = snippet_with(s.run.page, RELOAD).text
         r = s.sh(reload)
@@ -317,7 +323,7 @@ OFFLINE_ACCESS_STEP = 'OFFLINE_ACCESS=$(ak_api "propertymappings/provider/scope/
 PUBLIC_KEY_STEP = "Could not extract the public key"
 BACKEND_STEP = "set_env server/.env AUTH_BACKEND jwt"
 FRONTEND_STEP = "set_env www/.env FEATURE_REQUIRE_LOGIN true"
-SIGN_IN_STEP = "curl -s -w '\\n' \"$API_URL/v1/transcripts\""
+SIGN_IN_STEP = "curl -s -w '\\n' -H 'Authorization: Bearer not-a-token' \"$API_URL/v1/transcripts\""
 
 
 def test_settings_stay_unique_after_script(tmp_path: Path) -> None:
@@ -441,7 +447,7 @@ def test_no_auth_lists_need_public_mode(tmp_path: Path) -> None:
     page = variant(
         tmp_path,
         "no-public-mode",
-        ("AUTH_BACKEND=none PUBLIC_MODE=true\n", "AUTH_BACKEND=none\n"),  # our annotation that asserts the corrected value
+        ("AUTH_BACKEND=none PUBLIC_MODE=true PUBLIC_DATA_RETENTION_DAYS=36500\n", "AUTH_BACKEND=none\n"),  # our annotation that asserts the corrected value
     )
     with session(page) as s:
         assert_fails_at(s, "/v1/transcripts", "output differs", "--- actual\n401")
@@ -491,7 +497,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
 def test_empty_audience_is_invalid_audience(finished: Session) -> None:
     """`AUTH_JWT_AUDIENCE=` as server/.env.example ships it rejects every token: 401, and `JWT error: Invalid audience` in the log."""
     s = finished
-    assert s.sh(f'set_env ~/reflector/server/.env AUTH_JWT_AUDIENCE "" && {COMPOSE} up -d --wait --force-recreate server').rc == 0
+    # As server/.env.example ships it (set_env refuses to write an empty value, so sed does it here).
+    assert s.sh(f"sed -i 's/^AUTH_JWT_AUDIENCE=.*/AUTH_JWT_AUDIENCE=/' ~/reflector/server/.env && {COMPOSE} up -d --wait --force-recreate server").rc == 0
     r = s.check("sign-in")
     assert not r.ok, r.detail
     assert 'HTTP 401 {"detail":"Invalid authentication"}' in r.detail, r.detail
@@ -538,6 +545,67 @@ def test_frontend_secret_is_generated_and_hidden(finished: Session) -> None:
 
 
 @FINISHED
+def test_final_check_tells_sign_in_on_from_off(finished: Session) -> None:
+    """Only the JWT backend rejects an invalid token (`Invalid authentication`, auth_jwt.py); the old check (no token:
+    `Not authenticated`) gives the same answer with sign-in off, because PUBLIC_MODE defaults to false."""
+    s = finished
+    final = snippet_with(s.run.page, SIGN_IN_STEP).text
+    old = "curl -s -w '\\n' \"$API_URL/v1/transcripts\""
+    on = (s.sh(final).output.strip(), s.sh(old).output.strip())
+    assert on == ('{"detail":"Invalid authentication"}', '{"detail":"Not authenticated"}')
+    assert s.sh(f"set_env ~/reflector/server/.env AUTH_BACKEND none && {COMPOSE} up -d --wait --force-recreate server").rc == 0
+    off = (s.sh(final).output.strip(), s.sh(old).output.strip())
+    assert s.sh(f"set_env ~/reflector/server/.env AUTH_BACKEND jwt && {COMPOSE} up -d --wait --force-recreate server").rc == 0
+    assert off == ('{"detail":"Not authenticated"}', '{"detail":"Not authenticated"}')  # the old check cannot tell
+
+
+OLD_SET_ENV = """\
+set_env() {
+  local file=$1 key=$2 value=$3 line found='' tmp
+  [ -f "$file" ] || { echo "set_env: $file not found" >&2; return 1; }
+  tmp=$(mktemp) || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line == "$key="* ]]; then
+      [ -n "$found" ] && continue
+      line="$key=$value"
+      found=1
+    fi
+    printf '%s\\n' "$line"
+  done < "$file" > "$tmp"
+  [ -n "$found" ] || printf '%s=%s\\n' "$key" "$value" >> "$tmp"
+  cat "$tmp" > "$file"
+  rm -f "$tmp"
+}
+"""  # the first version's helper, defined in the terminal only
+
+
+@FINISHED
+def test_settings_come_from_files_and_stop_when_a_value_is_missing(finished: Session) -> None:
+    """In a new terminal the first version's $CLIENT_ID was empty and its set_env wrote `AUTH_JWT_AUDIENCE=` without an error;
+    ours reads the ID back from www/.env, refuses an empty value, and stops with a message, leaving server/.env as it was."""
+    s = finished
+    ours_block = snippet_with(s.run.page, "set_env server/.env AUTH_JWT_AUDIENCE").text
+    before = s.sh("cat ~/reflector/server/.env").output
+    fresh = s.sh(f"env -i HOME=$HOME PATH=$PATH bash -c {shlex.quote('. ~/reflector-auth.sh && ' + ours_block)}")
+    assert fresh.rc == 0, fresh.output
+    assert s.sh("cat ~/reflector/server/.env").output == before  # a new terminal writes the same values
+    r = s.sh(f"cp ~/reflector/www/.env ~/www.env && sed -i '/^AUTHENTIK_CLIENT_ID=/d' ~/reflector/www/.env && {ours_block}")
+    assert s.sh("cp ~/www.env ~/reflector/www/.env && rm ~/www.env").rc == 0
+    assert r.rc != 0, r.output
+    assert "env_value: AUTHENTIK_CLIENT_ID is missing or empty in www/.env" in r.output, r.output
+    assert s.sh("cat ~/reflector/server/.env").output == before
+    refused = s.sh('(cd ~/reflector && set_env server/.env AUTH_JWT_AUDIENCE "")')
+    assert (refused.rc, refused.output.strip()) == (1, "set_env: no value for AUTH_JWT_AUDIENCE, so server/.env is unchanged")
+    assert s.sh("cat ~/reflector/server/.env").output == before
+    # The first version, in a new terminal: no error, and an empty audience that rejects every token.
+    old_line = 'cd ~/reflector && set_env server/.env AUTH_JWT_AUDIENCE "$CLIENT_ID"'
+    old = s.sh(f"env -i HOME=$HOME PATH=$PATH bash -c {shlex.quote(OLD_SET_ENV + old_line)}")
+    emptied = s.sh("grep '^AUTH_JWT_AUDIENCE=' ~/reflector/server/.env").output.strip()
+    assert s.sh(f"cd ~/reflector && {ours_block}").rc == 0  # put the audience back
+    assert (old.rc, emptied) == (0, "AUTH_JWT_AUDIENCE="), old.output
+
+
+@FINISHED
 def test_feature_flags_are_read_at_run_time(finished: Session) -> None:
     """Option 2 needs no rebuild: editing www/.env changes nothing until web is recreated, and then sign-in is gone, same image."""
     s = finished
@@ -580,3 +648,87 @@ def test_differences_page_names_real_tests() -> None:
         tree = ast.parse((REPO / file).read_text())
         defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
         assert name in defined, f"{file}::{name} does not exist"
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrections of this guide's own first version, found against Reflector 0.34.0's and Authentik's source
+# ---------------------------------------------------------------------------------------------
+
+
+def published_ports(s: Session) -> list[str]:
+    """Where Compose publishes Authentik's server ports, as `HOST_IP:PORT` (short or long syntax, as `docker compose config` gives it)."""
+    r = s.sh("cd ~/authentik && docker compose config 2>/dev/null")
+    assert r.rc == 0, r.output
+    ports = yaml.safe_load(r.output)["services"]["server"]["ports"]
+    found = []
+    for p in ports:
+        if isinstance(p, dict):
+            found.append(f"{p.get('host_ip') or '0.0.0.0'}:{p['published']}")
+        else:
+            host, _, _ = str(p).rpartition(":")
+            found.append(host if ":" in host else f"0.0.0.0:{host}")
+    return found
+
+
+@pytest.mark.parametrize("wording", ["upstream", "ours"])
+def test_authentik_ports_stay_on_the_server(tmp_path: Path, wording: str) -> None:
+    """Authentik's compose file publishes 9000 (plain HTTP) and 9443 on every interface, past ufw; our .env binds them to 127.0.0.1."""
+    page = variant(tmp_path, "published-ports") if wording == "upstream" else ours(tmp_path, WALKTHROUGH)
+    with session(page, before="cat > ~/authentik/join-reflector-network.sh") as s:
+        if wording == "upstream":
+            assert_fails_at(s, "cat > ~/authentik/.env", "check env-has failed", "COMPOSE_PORT_HTTP is None")
+            assert s.sh("cd ~/authentik && docker compose up -d --wait").rc == 0
+            assert published_ports(s) == ["0.0.0.0:9000", "0.0.0.0:9443"]
+        else:
+            assert_passed(s)
+            assert published_ports(s) == ["127.0.0.1:9000", "127.0.0.1:9443"]
+
+
+def test_public_mode_warns_that_it_deletes_data() -> None:
+    """PUBLIC_MODE=true schedules a nightly deletion of ownerless transcripts older than PUBLIC_DATA_RETENTION_DAYS
+    (worker/app.py, worker/cleanup.py, settings.py: PositiveInt, default 7): the page says so and sets the retention."""
+    page = load_page(DOCS / "without-authentication.md")
+    text = (DOCS / "without-authentication.md").read_text()
+    assert ("{warning}" in text, "PUBLIC_DATA_RETENTION_DAYS" in text, "03:00 UTC" in text) == (True, True, True)
+    assert "no value turns this off" in text  # PositiveInt: 0 is rejected, so only PUBLIC_MODE=false prevents deletion
+    settings = snippet_with(page, "set_env server/.env PUBLIC_MODE true")
+    assert "set_env server/.env PUBLIC_DATA_RETENTION_DAYS 36500" in settings.text
+    assert any(dict(c.args).get("PUBLIC_DATA_RETENTION_DAYS") == "36500" for c in settings.checks)
+
+
+def test_cors_credentials_are_not_called_required() -> None:
+    """The frontend sends its token in an Authorization header and fetches without credentials (www/app/lib/apiClient.tsx),
+    so no page may present CORS_ALLOW_CREDENTIALS as needed (the first version listed it as one of three required settings)."""
+    for path in sn.discover_pages(REPO):
+        if path.name == "differences-from-upstream.md":
+            continue
+        text = path.read_text()
+        for line in text.splitlines():
+            if "CORS_ALLOW_CREDENTIALS" in line:
+                assert "doesn't need" in line or "not" in line.split("CORS_ALLOW_CREDENTIALS")[0][-40:], f"{path.name}: {line}"
+        assert "set_env server/.env CORS_ALLOW_CREDENTIALS" not in text, path.name
+
+
+def test_compose_override_alternative_warns_of_the_server_alias() -> None:
+    """An external reflector_default on Authentik's `server` service would give it the alias `server` there, the name
+    Reflector's Caddy and containers use for the backend: the page warns instead of recommending it."""
+    text = (DOCS / WALKTHROUGH).read_text()
+    assert "Docker Compose then attaches the container each time it creates it" not in text
+    assert "alias on each network it joins" in text
+
+
+def test_prose_claims_match_the_sources() -> None:
+    """Claims the first version got wrong, each checked against the source named in the assertion message."""
+    pages = {p.name: p.read_text() for p in sn.discover_pages(REPO)}
+    assert "leaves the signing key empty" not in pages["manual-provider.md"], "ak-crypto-certificate-search `singleton` pre-selects a lone key pair"
+    assert "when Authentik has exactly one key pair" in pages["manual-provider.md"]
+    assert "the right to use `sudo`" in pages[WALKTHROUGH], "setup-authentik-oauth.sh runs `sudo docker compose exec -T server`"
+    how = pages["how-sign-in-works.md"]
+    assert "five minutes by default in Authentik" not in how, "OAuth2Provider.access_token_validity defaults to hours=1; only the admin form fills minutes=5"
+    assert "five minutes when it was created in Authentik's admin interface" in how
+    assert "one hour when it was created through the API" in how
+    index = pages["index.md"]
+    assert "simulated Authentik and Reflector services" in index
+    assert "skip its first three sections" not in index
+    assert "start or update Authentik" not in pages[WALKTHROUGH], "the compose file pins AUTHENTIK_TAG: `up -d` never upgrades"
+    assert "pins Authentik's version" in pages[WALKTHROUGH]

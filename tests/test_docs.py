@@ -12,8 +12,8 @@ from scripts.check import REPO, PageRun, Verdict, load_page, tail, write_page_re
 # A floor per page on what collection finds, so a parser (or a page edit) that silently drops
 # fences cannot pass vacuously. Raise a floor when its page grows; lower one only with the page.
 MIN_STEPS = {
-    "docs/self-hosted-authentik.md": 26,
-    "docs/troubleshooting.md": 16,
+    "docs/self-hosted-authentik.md": 25,
+    "docs/troubleshooting.md": 14,
     "docs/manual-provider.md": 8,
     "docs/api-keys.md": 7,
     "docs/without-authentication.md": 4,
@@ -32,7 +32,12 @@ def collect() -> tuple[list[sn.Page], list[str]]:
 
 
 PAGES, PARSE_ERRORS = collect()
-STEPS = [pytest.param(page, s, id=s.id, marks=pytest.mark.xdist_group(page.path)) for page in PAGES for s in PageRun(page).steps()]
+def step_id(page: sn.Page, s: sn.Snippet) -> str:
+    """`docs/page.md:LINE`; a step of the page it returns to is named after both (`docs/a.md>docs/b.md:LINE`)."""
+    return s.id if s.page == page.path else f"{page.path}>{s.id}"
+
+
+STEPS = [pytest.param(page, s, id=step_id(page, s), marks=pytest.mark.xdist_group(page.path)) for page in PAGES for s in PageRun(page).steps()]
 
 
 def test_pages_parse() -> None:
@@ -68,7 +73,7 @@ class Runs:
     def record(self, page: sn.Page, v: Verdict) -> None:
         self.verdicts[page.path].append(v)
         run = self.runs[page.path]
-        if v.snippet is run.steps()[-1]:
+        if v.snippet == run.steps()[-1]:
             self.finish(page.path)
 
     def finish(self, path: str) -> None:

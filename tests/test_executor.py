@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scripts.sandbox import World
-from scripts.world.executor import GRACE
+from scripts.world.executor import GRACE, Process, command_line, stat_fields, stop_and_wait
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -213,6 +216,47 @@ def test_process_escaping_the_group_is_reported_and_killed(world: World) -> None
     r = world.run("t", 'setsid sleep 99 & until [ "$(cat /proc/$!/comm)" = sleep ]; do :; done', 10)
     assert r.leftover == ("sleep 99",)
     assert world.run("t", "ps -eo args | grep -c '^sleep 99'", 10).output == "0\n"
+
+
+def test_stop_and_wait_returns_only_once_every_process_is_stopped() -> None:
+    """The sweep reads leftovers' command lines after this, so it must not return while one still runs (or is mid-exec).
+
+    More busy processes than cores: most are waiting for a CPU when the signal comes, and stop only once scheduled.
+    """
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4 * (os.cpu_count() or 1))]
+    try:
+        stop_and_wait([b.pid for b in busy], time.monotonic() + 30)
+        states = [(stat_fields(b.pid) or ("gone",))[0] for b in busy]
+        assert states == ["T"] * len(busy)
+        assert command_line(Process(busy[0].pid, 0, "python3")) == f"{sys.executable} -c while True: pass"
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+
+
+BLANK_ARGV = """
+import ctypes, sys
+fields = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (stat fields 48, 49)
+ctypes.memset(start, 0, end - start)
+print("blank", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_process_without_a_readable_command_line_is_named_by_its_program() -> None:
+    """A blank /proc/PID/cmdline (mid-exec, or argv wiped) must not become a bare `[python3]` while the program is known."""
+    blank = subprocess.Popen([sys.executable, "-c", BLANK_ARGV], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert blank.stdout is not None
+        assert blank.stdout.readline() == "blank\n"
+        assert Path(f"/proc/{blank.pid}/cmdline").read_bytes().strip(b"\0") == b""
+        assert command_line(Process(blank.pid, 0, "python3")) == f"{Path(sys.executable).resolve()} (arguments unreadable)"
+    finally:
+        blank.kill()
+        blank.wait()
+    assert command_line(Process(2**22 + 7, 0, "bash")) == "[bash]"  # gone (above pid_max): the kernel's name is all there was
 
 
 # -- the world around the session --------------------------------------------------------------------

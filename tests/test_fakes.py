@@ -21,6 +21,7 @@ import urllib3.util.connection
 from authlib.integrations.requests_client import OAuth2Session
 from jose import jwt
 
+from scripts.contract import check_traffic
 from scripts.world import state as real_world
 from scripts.world.fakes import server, tls
 
@@ -101,8 +102,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """A world with Authentik (server + worker with bootstrap env), Reflector's server and web, all running."""
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[World]:
+    """A world with Authentik (server + worker with bootstrap env), Reflector's server and web, all running; its traffic is contract-checked."""
     world_dir = tmp_path / "world"
     world_dir.mkdir()
     fixtures = tmp_path / "fixtures"
@@ -163,6 +164,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         yield World(world_dir, stub, handle, world_dir / "ca.pem")
     finally:
         handle.stop()
+    # Whatever a test made the fakes say is held to the real services' contracts, as the doc tests' traffic is.
+    traffic = world_dir / "traffic.jsonl"
+    records = [json.loads(line) for line in traffic.read_text().splitlines()] if traffic.exists() else []
+    found = check_traffic(records, request.node.nodeid)
+    assert not found, "\n".join(found)
 
 
 def admin(world: World) -> requests.Session:
@@ -172,7 +178,7 @@ def admin(world: World) -> requests.Session:
 
 
 def mapping_pks(world: World, *scopes: str) -> list[str]:
-    results = admin(world).get(f"{AK}/api/v3/propertymappings/all/").json()["results"]
+    results = admin(world).get(f"{AK}/api/v3/propertymappings/provider/scope/").json()["results"]
     return [m["pk"] for m in results if m["scope_name"] in scopes]
 
 
@@ -422,12 +428,16 @@ def test_refresh_token_needs_the_offline_access_mapping(world: World) -> None:
     assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
 
 
-def test_token_endpoint_rejects_a_wrong_secret_and_a_reused_code(world: World) -> None:
+def issued_code(world: World) -> str:
+    """An authorization code for the reflector client, akadmin signed in, as the callback would receive it."""
     make_application(world)
-    client = oauth_client(world)
-    url, _ = client.create_authorization_url(f"{AK}/application/o/authorize/")
+    url, _ = oauth_client(world).create_authorization_url(f"{AK}/application/o/authorize/")
     location = world.session().get(url, headers={"X-Test-User": "akadmin"}, allow_redirects=False).headers["Location"]
-    code = parse_qs(urlsplit(location).query)["code"][0]
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def test_token_endpoint_rejects_a_wrong_secret_and_a_reused_code(world: World) -> None:
+    code = issued_code(world)
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "client_id": "reflector"}
     wrong = world.session().post(f"{AK}/application/o/token/", data=form | {"client_secret": "nope"})
     assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_client")  # Authentik answers every token error with 400 (views/token.py)
@@ -466,7 +476,7 @@ def test_api_provider_create_duplicate_then_patch(world: World) -> None:
     """The setup script's second run: POST says "already exists", so it looks the provider up by name and PATCHes it."""
     first = make_application(world)
     s = admin(world)
-    again = s.post(f"{AK}/api/v3/providers/oauth2/", json={k: first[k] for k in ("name", "authorization_flow", "invalidation_flow")})
+    again = s.post(f"{AK}/api/v3/providers/oauth2/", json={k: first[k] for k in ("name", "authorization_flow", "invalidation_flow", "redirect_uris")})
     assert (again.status_code, again.json()) == (400, {"name": ["o auth2 provider with this name already exists."]})
     found = s.get(f"{AK}/api/v3/providers/oauth2/", params={"name": "Reflector"}).json()["results"]
     assert [(p["pk"], p["client_id"], p["assigned_application_slug"]) for p in found] == [(first["pk"], "reflector", "reflector")]
@@ -490,7 +500,7 @@ def test_api_validates_provider_fields(world: World) -> None:
     no_url = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"redirect_uris": [{"matching_mode": "strict"}]})
     assert no_url.json() == {"redirect_uris": [{"url": ["This field is required."]}]}
     missing = s.post(f"{AK}/api/v3/providers/oauth2/", json={"name": "Y"})
-    assert set(missing.json()) == {"authorization_flow", "invalidation_flow"}
+    assert set(missing.json()) == {"authorization_flow", "invalidation_flow", "redirect_uris"}
     bad_validity = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"access_token_validity": "1h"})
     assert "access_token_validity" in bad_validity.json()
 
@@ -580,7 +590,7 @@ def test_fault_authentik_down_is_a_502_from_caddy(world: World) -> None:
     assert "connection refused" in world.log("caddy.log")
     assert world.session().get(f"{API}/health").status_code == 200
     world.handle.fault("clear", {})
-    assert world.session().get(f"{AK}/-/health/live/").status_code == 200
+    assert world.session().get(f"{AK}/-/health/live/").status_code == 204
 
 
 def test_fault_authentik_slow_delays_its_answers(world: World) -> None:
@@ -630,7 +640,7 @@ def test_real_world_routing_reaches_authentik_through_caddy(tmp_path: Path) -> N
     handle = server.start(tmp_path, port=0)
     try:
         context = ssl.create_default_context(cafile=tmp_path / "ca.pem")
-        for host, path, status in (("authentik.example.com", "/-/health/live/", b"200"), ("api.example.com", "/health", b"502")):
+        for host, path, status in (("authentik.example.com", "/-/health/live/", b"204"), ("api.example.com", "/health", b"502")):
             with socket.create_connection(handle.address) as raw, context.wrap_socket(raw, server_hostname=host) as conn:
                 conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
                 assert conn.recv(100).startswith(b"HTTP/1.1 " + status)
@@ -656,7 +666,124 @@ def test_backend_answers_preflights_as_starlettes_cors_middleware(env: dict[str,
     preflight = Request(
         "OPTIONS", "/v1/me", "api.example.com",
         {"origin": "https://app.example.com", "access-control-request-method": "GET", "access-control-request-headers": "authorization"},
-    )
+    )  # fmt: skip
     got_status, headers = reflector_api.cors_headers(preflight, settings)
     h = dict(headers)
     assert (got_status, h.get("Access-Control-Allow-Origin"), h.get("Access-Control-Allow-Credentials")) == (status, allow_origin, credentials)
+
+
+# ------------------------------------------------------------------ divergences the audit found (issue 11)
+# Each test failed on the fake as it was before (commit 070764c) and passes now; the source it follows is in
+# scripts/world/fakes/authentik.py or reflector_api.py beside the behaviour.
+
+
+def test_list_parameters_that_are_not_declared_filters_are_ignored(world: World) -> None:
+    """django-filter filters only on a ViewSet's declared fields: scope_name is not one of propertymappings/all/'s."""
+    s = admin(world)
+    everything = s.get(f"{AK}/api/v3/propertymappings/all/").json()["pagination"]["count"]
+    undeclared = s.get(f"{AK}/api/v3/propertymappings/all/", params={"scope_name": "offline_access"}).json()
+    declared = s.get(f"{AK}/api/v3/propertymappings/provider/scope/", params={"scope_name": "offline_access"}).json()
+    assert (undeclared["pagination"]["count"], declared["pagination"]["count"]) == (everything, 1)
+    assert everything > 1
+
+
+def test_all_property_mappings_are_every_type_in_the_base_fields(world: World) -> None:
+    """PropertyMappingViewSet lists SAML, SCIM and source mappings too, with no type's own fields (no scope_name)."""
+    results = admin(world).get(f"{AK}/api/v3/propertymappings/all/").json()["results"]
+    kinds = {m["meta_model_name"] for m in results}
+    assert {"authentik_providers_oauth2.scopemapping", "authentik_providers_saml.samlpropertymapping"} <= kinds
+    assert [m["name"] for m in results if "scope_name" in m] == []
+
+
+def test_a_json_api_call_without_the_json_content_type_is_415(world: World) -> None:
+    """Authentik's API parses only JSON: `curl -d` sends application/x-www-form-urlencoded and gets DRF's 415."""
+    make_application(world)
+    s = admin(world)
+    pk = s.get(f"{AK}/api/v3/providers/oauth2/", params={"name": "Reflector"}).json()["results"][0]["pk"]
+    form = s.patch(
+        f"{AK}/api/v3/providers/oauth2/{pk}/",
+        data=json.dumps({"client_secret": "changed"}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (form.status_code, form.json()) == (415, {"detail": 'Unsupported media type "application/x-www-form-urlencoded" in request.'})
+    assert s.get(f"{AK}/api/v3/providers/oauth2/{pk}/").json()["client_secret"] == "reflector-secret"
+
+
+def test_a_provider_needs_redirect_uris_and_credentials_of_at_most_255_characters(world: World) -> None:
+    """OAuth2ProviderSerializer requires redirect_uris; client_id and client_secret are CharField(max_length=255)."""
+    s = admin(world)
+    flow = s.get(f"{AK}/api/v3/flows/instances/", params={"slug": "default-provider-invalidation-flow"}).json()["results"][0]["pk"]
+    body = {"name": "X", "authorization_flow": flow, "invalidation_flow": flow, "redirect_uris": [{"matching_mode": "strict", "url": CALLBACK}]}
+    no_uris = s.post(f"{AK}/api/v3/providers/oauth2/", json={k: v for k, v in body.items() if k != "redirect_uris"})
+    long_id = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"client_id": "i" * 256})
+    long_secret = s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"client_secret": "s" * 256})
+    too_long = ["Ensure this field has no more than 255 characters."]
+    assert [(r.status_code, r.json()) for r in (no_uris, long_id, long_secret)] == [
+        (400, {"redirect_uris": ["This field is required."]}),
+        (400, {"client_id": too_long}),
+        (400, {"client_secret": too_long}),
+    ]
+    assert s.post(f"{AK}/api/v3/providers/oauth2/", json=body | {"client_secret": "s" * 255}).status_code == 201
+
+
+def test_without_claims_in_the_id_token_the_access_token_has_no_email_and_reflector_answers_500(world: World) -> None:
+    """IDToken.new adds the scopes' claims only with include_claims_in_id_token; Reflector reads payload["email"] (KeyError)."""
+    make_application(world, include_claims_in_id_token=False)
+    token = login(world, oauth_client(world))
+    claims = jwt.get_unverified_claims(token["access_token"])
+    me = world.session().get(f"{API}/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert ("email" in claims, me.status_code, me.text) == (False, 500, "Internal Server Error")
+    assert claims["azp"] == "reflector"
+    assert "KeyError: 'email'" in world.log("reflector-server-1.log")
+
+
+def test_authentik_liveness_answers_204(world: World) -> None:
+    """Authentik's Go router answers /-/health/live/ itself with 204 No Content (internal/web/proxy.go)."""
+    live = world.session().get(f"{AK}/-/health/live/")
+    assert (live.status_code, live.text) == (204, "")
+
+
+def test_the_bearer_scheme_is_case_insensitive_where_the_real_code_lowercases_it(world: World) -> None:
+    """Authentik's API (validate_auth) and Reflector (OAuth2PasswordBearer) lowercase the scheme; userinfo takes [Bb]earer only."""
+    token = reflector_token(world)
+    api = world.session().get(f"{AK}/api/v3/flows/instances/", headers={"Authorization": f"BEARER {BOOT_TOKEN}"})
+    me = world.session().get(f"{API}/v1/me", headers={"Authorization": f"bearer {token}"})
+    userinfo = [world.session().get(f"{AK}/application/o/userinfo/", headers={"Authorization": f"{scheme} {token}"}).status_code for scheme in ("bearer", "BEARER")]
+    assert (api.status_code, me.status_code, userinfo) == (200, 200, [200, 401])
+
+
+def test_a_redirect_uri_outside_the_providers_list_is_invalid_client_at_the_token_endpoint(world: World) -> None:
+    """TokenParams.__check_redirect_uri raises TokenError("invalid_client") before the code is even looked up."""
+    code = issued_code(world)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": f"{APP}/elsewhere", "client_id": "reflector", "client_secret": "reflector-secret"}
+    answer = world.session().post(f"{AK}/application/o/token/", data=form)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
+    assert answer.headers["Cache-Control"] == "no-store"  # TokenResponse, errors included
+
+
+def test_creating_an_api_key_needs_a_json_body_with_a_non_empty_name_or_none(world: World) -> None:
+    """FastAPI: a required body model missing is 422 "Field required"; NonEmptyString rejects ""; `curl -d`'s form
+    Content-Type hands the model raw bytes; with no Content-Type at all the body is read as JSON."""
+    bearer = {"Authorization": f"Bearer {reflector_token(world)}"}
+    s = world.session()
+    missing = s.post(f"{API}/v1/user/api-keys", headers=bearer)
+    empty = s.post(f"{API}/v1/user/api-keys", headers=bearer, json={"name": ""})
+    form = s.post(f"{API}/v1/user/api-keys", headers=bearer | {"Content-Type": "application/x-www-form-urlencoded"}, data='{"name":"x"}')
+    assert (missing.status_code, missing.json()) == (422, {"detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]})
+    assert (empty.status_code, empty.json()) == (
+        422,
+        {"detail": [{"type": "string_too_short", "loc": ["body", "name"], "msg": "String should have at least 1 character", "input": "", "ctx": {"min_length": 1}}]},
+    )
+    assert (form.status_code, form.json()["detail"][0]["type"], form.json()["detail"][0]["loc"]) == (422, "model_attributes_type", ["body"])
+    unnamed = s.post(f"{API}/v1/user/api-keys", headers=bearer | {"Content-Type": "application/json"}, data="{}")
+    untyped = s.post(f"{API}/v1/user/api-keys", headers=bearer, data='{"name":"x"}')  # requests sends no Content-Type
+    assert ((unnamed.status_code, unnamed.json()["name"]), (untyped.status_code, untyped.json()["name"])) == ((200, None), (200, "x"))
+
+
+def test_reflector_answers_405_for_a_known_path_with_another_method(world: World) -> None:
+    """Starlette's router: a path some route matches, with a method none takes, is 405, and an unknown path 404."""
+    s = world.session()
+    assert [(r.status_code, r.json()) for r in (s.post(f"{API}/v1/me"), s.get(f"{API}/v1/nothing"))] == [
+        (405, {"detail": "Method Not Allowed"}),
+        (404, {"detail": "Not Found"}),
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -132,21 +134,25 @@ def test_baseline_reports_docs_that_already_fail(tmp_path: Path) -> None:
     assert mutate.baseline(site(tmp_path / "ok", {"p.md": PAGE}), 1, sphinx=False) == []
 
 
-def test_exit_status_is_nonzero_below_the_required_kill_rate(tmp_path: Path) -> None:
+def run_catalogue(tmp_path: Path, catalogue: str, *runs: tuple[str, ...]) -> list[int]:
+    """mutate.main's exit status for each run (extra argv) over a one-page site and this catalogue."""
     root = site(tmp_path, {"p.md": PAGE})
     cat = tmp_path / "m.yaml"
-    cat.write_text(
-        "mutations:\n"
-        "  - {id: kill, page: p.md, kind: wrong-value, find: 'X=1', replace: 'X=2'}\n"
-        "  - {id: live, page: p.md, kind: prose, find: 'Show it:', replace: 'Print it:'}\n"
-    )
+    cat.write_text("mutations:\n" + catalogue)
     mp = pytest.MonkeyPatch()
     mp.setattr(mutate, "REPO", root)
     try:
-        assert mutate.main(["--catalogue", str(cat), "--out", str(tmp_path / "out"), "-j", "1"]) == 1
-        assert mutate.main(["--catalogue", str(cat), "--out", str(tmp_path / "out"), "-j", "1", "-k", "kill"]) == 0
+        return [mutate.main(["--catalogue", str(cat), "--out", str(tmp_path / "out"), "-j", "1", *argv]) for argv in runs]
     finally:
         mp.undo()
+
+
+def test_exit_status_is_nonzero_below_the_required_kill_rate(tmp_path: Path) -> None:
+    catalogue = (
+        "  - {id: kill, page: p.md, kind: wrong-value, find: 'X=1', replace: 'X=2'}\n"
+        "  - {id: live, page: p.md, kind: prose, find: 'Show it:', replace: 'Print it:'}\n"
+    )
+    assert run_catalogue(tmp_path, catalogue, (), ("-k", "kill")) == [1, 0]
     report = (tmp_path / "out" / "report.json").read_text()
     assert '"kill_rate": 1.0' in report
 
@@ -241,3 +247,49 @@ def test_outcomes_drop_the_xdist_group_suffix(tmp_path: Path) -> None:
     junit = tmp_path / "j.xml"
     junit.write_text('<testsuites><testsuite><testcase classname="t" name="s[docs/a.md:3]@docs/a.md"/></testsuite></testsuites>')
     assert stability.outcomes(junit) == {"t::s[docs/a.md:3]": "passed"}
+
+
+def test_an_equivalent_rewrite_that_fails_is_a_false_alarm_and_fails_the_run(tmp_path: Path) -> None:
+    """A correct rewrite (expect: survive) must pass; when the tests fail it, the world is wrong, and the run says so."""
+    catalogue = (
+        "  - {id: kill, page: p.md, kind: wrong-value, find: 'X=1', replace: 'X=2'}\n"
+        "  - {id: same, page: p.md, kind: equivalent, expect: survive, find: 'Show it:', replace: 'Print it:'}\n"
+        "  - {id: alarm, page: p.md, kind: equivalent, expect: survive, find: 'X=1', replace: 'X=01'}\n"
+    )
+    assert run_catalogue(tmp_path, catalogue, ("-k", "same"), ("-k", "alarm")) == [0, 1]
+    summary = json.loads((tmp_path / "out" / "report.json").read_text())["summary"]
+    assert (summary["equivalents"], summary["false_alarms"], summary["killed"], summary["kill_rate"]) == (1, 1, 0, 0.0)
+
+
+def test_equivalent_rewrites_leave_the_kill_rate_alone() -> None:
+    """Survivors that were meant to survive are not counted as misses; killed ones are counted as false alarms."""
+    results = [
+        {"status": "killed", "why": "", "expect": "kill"},
+        {"status": "survived", "why": "", "expect": "survive"},
+        {"status": "killed", "why": "", "expect": "survive"},
+    ]
+    s = mutate.summarise(results, 1.0, 2)
+    assert (s["killed"], s["survived"], s["kill_rate"], s["equivalents"], s["false_alarms"]) == (1, 0, 1.0, 2, 1)
+
+
+def test_the_catalogue_has_at_least_eight_equivalent_rewrites() -> None:
+    """No false alarms is only a claim if correct rewrites are tried: long flags, $HOME for ~, other spellings."""
+    assert len([m for m in mutate.load_catalogue() if m.expect == "survive"]) >= 8
+
+
+def test_cpu_hog_keeps_every_core_busy_and_stops_with_its_block() -> None:
+    """--hog's load is real (each busy loop burns CPU time) and nothing of it outlives the stability run."""
+    with stability.cpu_hog(2) as pids:
+        assert len(pids) == 2
+        started = [cpu_ticks(pid) for pid in pids]
+        deadline = time.monotonic() + 30
+        while any(cpu_ticks(pid) - t < 10 for pid, t in zip(pids, started, strict=True)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(cpu_ticks(pid) - t >= 10 for pid, t in zip(pids, started, strict=True))
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of pid, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])

@@ -66,12 +66,12 @@ def test_env_files_holding_secrets_are_private(walked: tuple[list[Verdict], dict
 def test_the_check_sees_a_printed_secret(tmp_path: Path) -> None:
     """The output test can fail: a step that echoes the client secret is caught."""
     page = (DOCS / "self-hosted-authentik.md").read_text()
-    marker = "CLIENT_SECRET=$(sed -n 's/^AUTHENTIK_CLIENT_SECRET=//p' ~/reflector/www/.env | tail -n 1)\n"
+    marker = "CLIENT_SECRET=$(env_value www/.env AUTHENTIK_CLIENT_SECRET) &&\n"
     assert page.count(marker) == 1
     (tmp_path / "docs").mkdir()
     for p in DOCS.glob("*.md"):
         (tmp_path / "docs" / p.name).write_text(p.read_text())
-    (tmp_path / "docs" / "self-hosted-authentik.md").write_text(page.replace(marker, marker + 'echo "secret: $CLIENT_SECRET"\n'))
+    (tmp_path / "docs" / "self-hosted-authentik.md").write_text(page.replace(marker, marker + 'echo "secret: $CLIENT_SECRET" &&\n'))
     (tmp_path / "conf.py").write_text((DOCS.parent / "conf.py").read_text())
     page_path = tmp_path / "docs" / "self-hosted-authentik.md"
     run = PageRun(load_page(page_path, tmp_path), root=tmp_path)
@@ -83,5 +83,5 @@ def test_the_check_sees_a_printed_secret(tmp_path: Path) -> None:
     finally:
         run.close()
     assert secret
-    leaking = next(s for s in run.steps() if 'echo "secret: $CLIENT_SECRET"' in s.text)
+    leaking = next(s for s in run.steps() if 'echo "secret: $CLIENT_SECRET" &&' in s.text)
     assert printed_secrets(verdicts, {"AUTHENTIK_CLIENT_SECRET": secret}) == [f"{leaking.id} AUTHENTIK_CLIENT_SECRET"]

@@ -672,3 +672,145 @@ def test_continues_takes_until_or_upto_not_both(root: Path) -> None:
     (root / "docs" / "first.md").write_text("# First\n")
     err = parse_error(root, "% test: continues first.md until=x upto=3\n# Second\n")
     assert "not both" in str(err)
+
+
+# --------------------------------------------------------------------------- the reader's abilities' annotations
+
+
+def test_reader_annotations_are_recorded_on_their_fence(root: Path) -> None:
+    """values, new-terminal, again and counter belong to the next shell fence; starts-from and returns-to to the page."""
+    (root / "docs" / "other.md").write_text("# Other\n\n(here)=\n## Here\n")
+    page = parse(
+        root,
+        """
+        % test: starts-from fresh-install
+        % test: starts-from signed-in
+        % test: returns-to other.md from=here
+
+        # Page
+
+        ## First
+
+        % test: values
+        ```bash
+        APP_URL=https://app.example.com
+        ```
+
+        ## Second
+
+        % test: new-terminal
+        % test: again exit=1 says="cannot overwrite existing file"
+        % test: counter sign-in-off
+        % test: counter authentik-down
+        ```bash
+        . ~/file.sh
+        ```
+        """,
+    )
+    values, resume = page.snippets
+    assert (values.sets_values, values.new_terminal, values.again, values.counters) == (True, False, None, ())
+    assert (resume.new_terminal, resume.again) == (True, sn.Again(1, "cannot overwrite existing file"))
+    assert [c.name for c in resume.counters] == ["sign-in-off", "authentik-down"]
+    assert (page.starts_from, page.returns_to) == (("fresh-install", "signed-in"), ("other.md", "here"))
+    assert page.sections == (("First", 7), ("Second", 14))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("% test: again exit=1\n```bash\ntrue\n```\n", "again needs exit=N and a non-empty says="),
+        ("% test: counter\n```bash\ntrue\n```\n", "counter needs a WORLD"),
+        ("% test: values now\n```bash\nA=1\n```\n", "values takes no arguments"),
+        ("% test: values\n```bash\necho no assignment\n```\n", "the `values` block sets no NAME=VALUE line"),
+        ("% test: values\n```yaml\nA: 1\n```\n", "values only applies to shell fences"),
+        ("% test: returns-to nowhere.md from=x\n\n# P\n", "returns-to nowhere.md: no such page"),
+        ("% test: starts-from a b\n\n# P\n", "starts-from takes exactly one STATE"),
+    ],
+)
+def test_reader_annotations_are_checked(root: Path, text: str, message: str) -> None:
+    """A malformed ability annotation is an error naming page:line, never silently ignored."""
+    assert message in str(parse_error(root, text))
+
+
+def test_one_values_block_per_page(root: Path) -> None:
+    """The reader sets their values once; a second `values` block would make the extraction ambiguous."""
+    err = parse_error(root, "% test: values\n```bash\nA=1\n```\n\n% test: values\n```bash\nB=2\n```\n")
+    assert "a second `values` block (the first is at line 2)" in str(err)
+
+
+# --------------------------------------------------------------------------- the reader's values
+
+VALUES = (
+    sn.PageValue("AUTHENTIK_URL", "https://authentik.example.com"),
+    sn.PageValue("APP_URL", "https://app.example.com"),
+    sn.PageValue("API_URL", "https://api.example.com"),
+    sn.PageValue("ADMIN_EMAIL", "admin@example.com"),
+)
+MINE = {"AUTHENTIK_URL": "https://id.corp.test", "APP_URL": "https://notes.corp.test", "API_URL": "https://notes-api.corp.test:8443", "ADMIN_EMAIL": "ops@corp.test"}
+
+
+def test_values_come_from_the_values_block(root: Path) -> None:
+    """The block's NAME=VALUE lines (even inside a heredoc, where the reader edits them) are the page's values."""
+    page = parse(root, "% test: values\n```bash\ncat > f <<'EOF'\nAPP_URL=https://app.example.com\nADMIN_EMAIL=admin@example.com\n  local x=1\nEOF\n```\n")
+    assert sn.declared_values([page]) == (sn.PageValue("APP_URL", "https://app.example.com"), sn.PageValue("ADMIN_EMAIL", "admin@example.com"))
+
+
+def test_a_url_value_also_stands_for_its_hostname() -> None:
+    """`https://app.example.com` appears as itself in commands and as `app.example.com` in a Caddyfile or a check's argument."""
+    assert VALUES[1].forms() == (("value", "https://app.example.com"), ("host", "app.example.com"))
+    assert VALUES[3].forms() == (("value", "admin@example.com"),)
+
+
+def test_value_spans_find_whole_names_only() -> None:
+    """A value is found before a path, a port, a quote or a full stop, never inside a longer name."""
+    text = 'curl "https://api.example.com/v1" app.example.com. myapp.example.com api.example.com.au admin@example.com:9000'
+    spans = sn.value_spans(text, VALUES)
+    assert [(s.name, s.form, text[s.start : s.end]) for s in spans] == [
+        ("API_URL", "value", "https://api.example.com"),
+        ("APP_URL", "host", "app.example.com"),
+        ("ADMIN_EMAIL", "value", "admin@example.com"),
+    ]
+
+
+def test_substitute_keeps_each_values_form() -> None:
+    """The reader's own values replace the examples, URL for URL and hostname for hostname (a port comes along)."""
+    text = "authentik.example.com {\n\treverse_proxy authentik-server-1:9000\n}\nNEXTAUTH_URL=https://app.example.com\nAPI=https://api.example.com/v1 admin@example.com"
+    assert sn.substitute(text, VALUES, MINE) == (
+        "id.corp.test {\n\treverse_proxy authentik-server-1:9000\n}\nNEXTAUTH_URL=https://notes.corp.test\nAPI=https://notes-api.corp.test:8443/v1 ops@corp.test"
+    )
+    assert sn.substitute(text, VALUES, {}) == text
+
+
+def test_substitute_refuses_what_it_cannot_place() -> None:
+    """An unknown name, or a non-URL where the page needs a hostname, is an error rather than a silently wrong command."""
+    with pytest.raises(ValueError, match="no such value on the page: HOST"):
+        sn.substitute("x", VALUES, {"HOST": "a"})
+    with pytest.raises(ValueError, match="is not a URL"):
+        sn.substitute("authentik.example.com {", VALUES, {"AUTHENTIK_URL": "id.corp.test"})
+
+
+def test_value_renames_map_every_example_string_a_world_holds() -> None:
+    """What a world with the reader's values renames: each URL and its hostname, and the email."""
+    assert sn.value_renames(VALUES, MINE) == {
+        "https://authentik.example.com": "https://id.corp.test",
+        "authentik.example.com": "id.corp.test",
+        "https://app.example.com": "https://notes.corp.test",
+        "app.example.com": "notes.corp.test",
+        "https://api.example.com": "https://notes-api.corp.test:8443",
+        "api.example.com": "notes-api.corp.test",
+        "admin@example.com": "ops@corp.test",
+    }
+
+
+def test_substitute_page_covers_blocks_output_and_check_arguments(root: Path) -> None:
+    """Every place a page holds a value: the copied text, the shown output, and the checks' arguments."""
+    page = parse(root, "% test: check caddy-route host=authentik.example.com upstream=x:1\n```console\n$ echo https://app.example.com\nhttps://app.example.com\n```\n")
+    (s,) = sn.substitute_page(page, VALUES, MINE).snippets
+    assert (s.text, s.expected_output, s.checks[0].args) == ("echo https://notes.corp.test", "https://notes.corp.test", (("host", "id.corp.test"), ("upstream", "x:1")))
+
+
+def test_the_guides_values_are_declared_once() -> None:
+    """The walkthrough's values block holds the four values every page uses."""
+    rules = sn.load_copy_rules(REPO / "conf.py")
+    pages = [sn.parse_page(p, REPO, rules) for p in sn.discover_pages(REPO)]
+    assert [v.name for v in sn.declared_values(pages)] == ["AUTHENTIK_URL", "APP_URL", "API_URL", "ADMIN_EMAIL"]

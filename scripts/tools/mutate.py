@@ -1,15 +1,19 @@
 """Mutation testing of the docs: apply realistic mistakes to copies of the pages and see the doc tests catch them.
 
 Each mutation in `scripts/tools/mutations.yaml` names a page, the exact text to change and its
-replacement (kind `delete`: a step to remove; kind `swap`: two steps to exchange). For each one, a
+replacement (kind `delete`: a step to remove; kind `swap`: two steps to exchange), and optionally
+the reader abilities (`judged_by`: new-terminal, run-twice, counter-worlds...) that run on the
+mutated page when its plain steps all pass. For each one, a
 copy of docs/ is mutated and the pages it affects (the page and every page that continues it) are
 run by the same runner as `make test`; a `mermaid` mutation is judged by mermaid's own parser
 (scripts/diagrams.py) and a `sphinx` mutation by a strict Sphinx build of the copy. A mutation is
 *killed* when some step fails (or the page no longer parses), and *survives* otherwise. A survivor
 whose entry says `why` it is harmless (an equivalent mutant) is accepted and left out of the kill
-rate; every other survivor points at a missing check.
+rate; every other survivor points at a missing check. An entry with `expect: survive` is the opposite:
+a correct rewrite of a step (an equivalent), which must pass; if the tests fail it, that is a *false
+alarm*, and the world (a check, a fake) is wrong.
 `python -m scripts.tools.mutate` writes `_build/mutate/report.json` and exits non-zero below the
-required kill rate or when a mutation no longer applies to the pages.
+required kill rate, on any false alarm, or when a mutation no longer applies to the pages.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from scripts import reader
 from scripts import snippets as sn
 from scripts.catalogue import CATALOGUE, Mutation, MutationError, load_catalogue
 from scripts.check import REPO, PageRun, Verdict, load_page
@@ -130,7 +135,7 @@ def baseline(snapshot: Path, jobs: int, *, sphinx: bool) -> list[str]:
 def judge(m: Mutation, source: Path = REPO) -> dict[str, Any]:
     """Apply one mutation to a copy of `source`'s docs/ and run what it affects; killed or survived, with the evidence."""
     started = time.perf_counter()
-    result: dict[str, Any] = {"id": m.id, "page": m.page, "kind": m.kind, "find": m.find, "replace": m.replace, "why": m.why}
+    result: dict[str, Any] = {"id": m.id, "page": m.page, "kind": m.kind, "find": m.find, "replace": m.replace, "why": m.why, "expect": m.expect}
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
         root = copy_site(source, Path(tmp))
         target = root / "docs" / m.page
@@ -154,6 +159,13 @@ def judge(m: Mutation, source: Path = REPO) -> dict[str, Any]:
                 failed = [v for v in verdicts if v.status == "failed"]
                 killed = bool(failed)
                 detail = f"{failed[0].snippet.id}: {failed[0].reason.splitlines()[0]}" if failed else f"all {len(verdicts)} steps passed"
+                # A mistake that only shows in a new terminal, a second run or a counter-world: the ability that looks for it.
+                for ability in [a for a in m.judged_by.split(",") if a] if not killed else []:
+                    outcome = reader.run_ability(ability, load_page(target, root), root)
+                    if outcome.status == "failed":
+                        killed, detail = True, f"{ability}: {outcome.failures().splitlines()[0]}"
+                        break
+                    detail += f"; {ability} passed"
         except sn.SnippetError as e:
             killed, detail = True, f"page no longer parses: {e}"
     return {**result, "status": "killed" if killed else "survived", "detail": detail, "seconds": round(time.perf_counter() - started, 2)}
@@ -165,8 +177,11 @@ def show(text: str, width: int = 70) -> str:
 
 
 def summarise(results: Sequence[dict[str, Any]], wall: float, jobs: int) -> dict[str, Any]:
-    """Counts and the kill rate; a survivor with a `why` is an accepted equivalent mutant and leaves the denominator."""
-    judged = [r for r in results if r["status"] != "error"]
+    """Counts and the kill rate; a survivor with a `why` is an accepted equivalent mutant and leaves the denominator.
+
+    The `expect: survive` rewrites are counted apart: each one killed is a false alarm."""
+    equivalents = [r for r in results if r.get("expect") == "survive" and r["status"] != "error"]
+    judged = [r for r in results if r["status"] != "error" and r.get("expect", "kill") == "kill"]
     killed = sum(r["status"] == "killed" for r in judged)
     accepted = sum(r["status"] == "survived" and bool(r["why"]) for r in judged)
     scored = len(judged) - accepted
@@ -175,7 +190,9 @@ def summarise(results: Sequence[dict[str, Any]], wall: float, jobs: int) -> dict
         "killed": killed,
         "survived": len(judged) - killed,
         "accepted_survivors": accepted,
-        "errors": len(results) - len(judged),
+        "equivalents": len(equivalents),
+        "false_alarms": sum(r["status"] == "killed" for r in equivalents),
+        "errors": sum(r["status"] == "error" for r in results),
         "kill_rate": round(killed / scored, 4) if scored else 0.0,
         "raw_kill_rate": round(killed / len(judged), 4) if judged else 0.0,
         "required_kill_rate": REQUIRED_KILL_RATE,
@@ -211,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
             for r in pool.map(partial(judge, source=snapshot), catalogue):
                 results.append(r)
-                print(f"{r['status']:>8}  {r['id']:<34} {r['seconds']:5.1f} s  {show(r['find'], 40)} -> {show(r['replace'], 40)}", flush=True)
+                status = r["status"] if r["expect"] == "kill" else {"killed": "FALSE", "survived": "equiv ok"}.get(r["status"], r["status"])
+                print(f"{status:>8}  {r['id']:<34} {r['seconds']:5.1f} s  {show(r['find'], 40)} -> {show(r['replace'], 40)}", flush=True)
                 print(f"{'':>10}{show(r['detail'], 130)}", flush=True)
     summary = summarise(results, time.perf_counter() - started, ns.jobs)
     ns.out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.record and not ns.k:  # a partial run's rate is not the catalogue's
         figures.record("mutate", figures.mutate_section(summary))
     for r in results:
-        if r["status"] == "survived":
+        if r.get("expect") == "survive":
+            if r["status"] == "killed":
+                print(f"FALSE ALARM {r['id']} (docs/{r['page']}:{r.get('line', '?')}): a correct rewrite failed: {r['detail']}")
+        elif r["status"] == "survived":
             print(f"SURVIVED {r['id']} (docs/{r['page']}:{r.get('line', '?')}): {show(r['find'])} -> {show(r['replace'])}")
             print(f"         why: {r['why'] or 'NO REASON GIVEN: add a check or justify it'}")
         elif r["status"] == "error":
@@ -227,10 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{summary['killed']}/{summary['killed'] + summary['survived']} killed ({summary['raw_kill_rate']:.1%}); "
         f"{summary['survived']} survived, {summary['accepted_survivors']} of them accepted as harmless; "
-        f"kill rate without those {summary['kill_rate']:.1%} (required {REQUIRED_KILL_RATE:.0%}); {summary['errors']} errors; "
+        f"kill rate without those {summary['kill_rate']:.1%} (required {REQUIRED_KILL_RATE:.0%}); "
+        f"{summary['false_alarms']} false alarms on {summary['equivalents']} equivalent rewrites; {summary['errors']} errors; "
         f"wall {summary['wall_seconds']} s with -j {ns.jobs}; report: {ns.out / 'report.json'}"
     )
-    return 1 if summary["errors"] or summary["kill_rate"] < REQUIRED_KILL_RATE else 0
+    scored = summary["killed"] + summary["survived"] - summary["accepted_survivors"]
+    low = scored > 0 and summary["kill_rate"] < REQUIRED_KILL_RATE  # a run of equivalents alone has no kill rate
+    return 1 if summary["errors"] or summary["false_alarms"] or low else 0
 
 
 if __name__ == "__main__":

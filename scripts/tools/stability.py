@@ -5,12 +5,17 @@ default); every other run shuffles whole pages (scripts/tools/shuffle_pages.py) 
 the results. A test is *flaky* when its outcome differs between runs. The per-run counts, wall
 times and the flaky tests go to `_build/stability.json`; the exit status is non-zero when any
 test is flaky or any run fails.
+
+`--hog` runs a busy loop on every core for the whole time, as on a loaded CI machine, and adds the
+tests of the executor's process handling (timeouts, leftovers), which load once made flaky.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -18,7 +23,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,9 @@ from scripts.tools import figures
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "_build" / "stability.json"
+DOC_TESTS = ("tests/test_docs.py",)
+# Under --hog: the tests whose verdicts depend on how fast processes die and exec (both once flaky under load).
+PROCESS_TESTS = ("tests/test_executor.py", "tests/test_faults.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +68,21 @@ def outcomes(junit: Path) -> dict[str, str]:
     return found
 
 
-def run_once(index: int, seed: int | None, workers: int, extra: Sequence[str], scratch: Path) -> RunRecord:
+@contextlib.contextmanager
+def cpu_hog(cores: int) -> Iterator[list[int]]:
+    """A busy loop per core while the block runs: every test competes for every CPU. Yields the hogs' pids."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL) for _ in range(cores)]
+    try:
+        yield [h.pid for h in hogs]
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def run_once(index: int, seed: int | None, workers: int, extra: Sequence[str], scratch: Path, tests: Sequence[str] = DOC_TESTS) -> RunRecord:
     junit = scratch / f"run-{index}.xml"
-    cmd = [sys.executable, "-m", "pytest", "tests/test_docs.py", "-q", "-n", str(workers), "--dist", "loadgroup", "-p", "no:cacheprovider", f"--junitxml={junit}"]
+    cmd = [sys.executable, "-m", "pytest", *tests, "-q", "-n", str(workers), "--dist", "loadgroup", "-p", "no:cacheprovider", f"--junitxml={junit}"]
     if seed is not None:
         # xdist's loadgroup would otherwise sort the pages by their number of steps, undoing the shuffle.
         cmd += ["-p", "scripts.tools.shuffle_pages", "--shuffle-pages", str(seed), "--no-loadscope-reorder"]
@@ -98,12 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()), help="base seed of the shuffled runs (default: the time)")
     parser.add_argument("--out", type=Path, default=OUT, help="results file (default _build/stability.json)")
     parser.add_argument("--record", action="store_true", help="also record the summary in docs/_data/figures.json, which the writers' page shows")
+    parser.add_argument("--hog", action="store_true", help="a busy loop on every core throughout; adds the executor's process tests")
+    parser.add_argument("--tests", nargs="+", default=None, help=f"test files (default {' '.join(DOC_TESTS)}; with --hog also {' '.join(PROCESS_TESTS)})")
     ns, extra = parser.parse_known_args(argv)
+    ns.tests = ns.tests or (DOC_TESTS + PROCESS_TESTS if ns.hog else DOC_TESTS)
+    ns.cpu_hog = (os.cpu_count() or 1) if ns.hog else 0
     records: list[RunRecord] = []
-    with tempfile.TemporaryDirectory(prefix="stability-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="stability-") as tmp, cpu_hog(ns.cpu_hog):
         for i in range(ns.runs):
             seed = None if i % 2 == 0 else ns.seed + i
-            r = run_once(i, seed, ns.workers, extra, Path(tmp))
+            r = run_once(i, seed, ns.workers, extra, Path(tmp), ns.tests)
             records.append(r)
             order = "collected order" if seed is None else f"shuffled (seed {seed})"
             print(
@@ -128,6 +152,9 @@ def summarise(records: Sequence[RunRecord], ns: argparse.Namespace) -> dict[str,
     return {
         "runs": len(records),
         "workers": ns.workers,
+        "tests": list(ns.tests),
+        "cpu_hog": ns.cpu_hog,  # busy loops running throughout (one per core), 0 without --hog
+        "load_average": dict(zip(("1min", "5min", "15min"), os.getloadavg(), strict=True)),
         "base_seed": ns.seed,
         "green_runs": sum(r.exit_status == 0 and r.failed == 0 and r.errors == 0 for r in records),
         "flaky": flaky(records),

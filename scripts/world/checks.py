@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 Result = tuple[bool, str]
 Check = Callable[[dict[str, str], Path, Path], Result]
 CHECKS: dict[str, Check] = {}
@@ -119,15 +121,37 @@ def env_unique(args: dict[str, str], home: Path, world: Path) -> Result:
     return (not dupes, f"{args['file']} has duplicated keys: " + ", ".join(dupes) if dupes else f"every key once in {args['file']}")
 
 
+# Settings that the program reads as a boolean, so any spelling it reads the same way is the same setting:
+# Reflector's backend parses them with pydantic (server/reflector/settings.py, `PUBLIC_MODE: bool`,
+# `CORS_ALLOW_CREDENTIALS: bool`), its frontend takes only the exact string "true" as true
+# (www/app/lib/clientEnv.ts parseBooleanString, for every FEATURE_* flag). Both at Reflector 0.34.0.
+PYDANTIC_BOOLS = frozenset({"PUBLIC_MODE", "CORS_ALLOW_CREDENTIALS"})
+
+
+def read_as_program(key: str, value: str | None) -> object:
+    """The value as the program that reads `key` understands it; an unparsable bool stays its text."""
+    if value is None:
+        return None
+    if key.startswith("FEATURE_"):
+        return value == "true"
+    if key in PYDANTIC_BOOLS:
+        try:
+            return pydantic.TypeAdapter(bool).validate_python(value)
+        except pydantic.ValidationError:
+            return value
+    return value
+
+
 @check("env-has", "file=PATH KEY=VALUE …")
 def env_has(args: dict[str, str], home: Path, world: Path) -> Result:
-    """The keys have these effective values in the `.env` file (the last one of each, as Compose reads it)."""
+    """The keys have these effective values in the `.env` file (the last one of each, as Compose reads it), compared as the
+    program reads them: `FEATURE_REQUIRE_LOGIN=no` is the frontend's false, `PUBLIC_MODE=1` the backend's true."""
     name = args.pop("file")
     values = compose_env(expand(name, home))
     for key, want in args.items():
         got = values.get(key)
-        if got != want:
-            return False, f"{key} is {got!r} in {name}, expected {want!r}"
+        if read_as_program(key, got) != read_as_program(key, want):
+            return False, f"{key} is {got!r} in {name}, which the program does not read as {want!r}"
     return True, f"values match in {name}"
 
 

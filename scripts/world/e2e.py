@@ -15,8 +15,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-API = "https://api.example.com"
+API = "https://api.example.com"  # the example; a run with other values reads the API's address from the web container
 SCOPE = "openid email profile offline_access"  # what Reflector's frontend requests (authBackend.ts)
+
+
+def api_url(env: dict[str, str]) -> str:
+    """The API's public address as the frontend knows it (www/.env API_URL, as the browser calls it)."""
+    return (env.get("API_URL") or API).rstrip("/")
 
 
 def web_env(world: Path) -> dict[str, str]:
@@ -68,7 +73,7 @@ def log_in(world: Path) -> SignedIn:
     client = OAuth2Session(
         env["AUTHENTIK_CLIENT_ID"], env["AUTHENTIK_CLIENT_SECRET"], scope=SCOPE, redirect_uri=redirect_uri,
         token_endpoint_auth_method="client_secret_post",
-    )
+    )  # fmt: skip
     client.verify = http.verify
     url, _state = client.create_authorization_url(meta["authorization_endpoint"], nonce=secrets.token_urlsafe(16))
     r = http.get(url, headers={"X-Test-User": "akadmin"}, allow_redirects=False, timeout=10)
@@ -82,8 +87,8 @@ def log_in(world: Path) -> SignedIn:
         token = client.fetch_token(meta["token_endpoint"], authorization_response=location)
     except OAuthError as e:
         raise SignInError(f"the token request was refused ({e.error}): {why_refused(world, env)}") from None
-    check_cors(http, env["NEXTAUTH_URL"].rstrip("/"))
-    me = http.get(f"{API}/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)
+    check_cors(http, env["NEXTAUTH_URL"].rstrip("/"), api_url(env))
+    me = http.get(f"{api_url(env)}/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)
     if me.status_code != 200 or not (me.json() or {}).get("sub") or not me.json().get("email"):
         raise SignInError(f"/v1/me with the access token gave HTTP {me.status_code} {me.text[:200]}")
     return SignedIn(http, client, dict(token), env)
@@ -108,10 +113,15 @@ def why_refused(world: Path, env: dict[str, str]) -> str:
     return "the client ID and secret match Authentik's provider; check the provider's client type and the token endpoint"
 
 
-def check_cors(http: Any, origin: str) -> None:
-    """The browser's preflight from the app for an authenticated API call, as Chromium would judge it."""
+def check_cors(http: Any, origin: str, api: str = API) -> None:
+    """The browser's preflight from the app for an authenticated API call, as Chromium would judge it.
+
+    The frontend sends its token in an Authorization header and fetches without `credentials`
+    (www/app/lib/apiClient.tsx, openapi-fetch's default "same-origin"), so a cross-origin call is
+    not credentialed: `Access-Control-Allow-Origin: *` suffices and Allow-Credentials is not needed.
+    """
     r = http.options(
-        f"{API}/v1/me",
+        f"{api}/v1/me",
         headers={"Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"},
         timeout=10,
     )
@@ -119,13 +129,14 @@ def check_cors(http: Any, origin: str) -> None:
     if r.status_code != 200 or allow_origin not in (origin, "*"):
         got = f"HTTP {r.status_code}, Access-Control-Allow-Origin {allow_origin!r}"
         raise SignInError(f"the API refuses the app's cross-origin requests (preflight from {origin}: {got}): check CORS_ORIGIN")
-    if r.headers.get("Access-Control-Allow-Credentials") != "true":
-        raise SignInError("the API does not allow credentials on cross-origin requests: set CORS_ALLOW_CREDENTIALS=true and recreate server")
+    allowed = {h.strip().lower() for h in r.headers.get("Access-Control-Allow-Headers", "").split(",")}
+    if "authorization" not in allowed and "*" not in allowed:
+        raise SignInError(f"the API's preflight does not allow the Authorization header (allows {sorted(allowed)})")
 
 
 def create_api_key(s: SignedIn, name: str) -> str:
     """Settings → Create API Key → Create: the key the page shows once."""
-    r = s.http.post(f"{API}/v1/user/api-keys", json={"name": name}, headers={"Authorization": f"Bearer {s.token['access_token']}"}, timeout=10)
+    r = s.http.post(f"{api_url(s.env)}/v1/user/api-keys", json={"name": name}, headers={"Authorization": f"Bearer {s.token['access_token']}"}, timeout=10)
     if r.status_code != 200:
         raise SignInError(f"creating an API key gave HTTP {r.status_code} {r.text[:200]}")
     key: str = r.json()["key"]
@@ -139,11 +150,11 @@ def sign_in(home: Path, world: Path) -> tuple[bool, str]:
         if "refresh_token" not in s.token:
             return False, "Authentik issued no refresh token: the provider lacks the offline_access scope mapping"
         refreshed = s.client.refresh_token(s.env["AUTHENTIK_REFRESH_TOKEN_URL"], refresh_token=s.token["refresh_token"])
-        again = s.http.get(f"{API}/v1/me", headers={"Authorization": f"Bearer {refreshed['access_token']}"}, timeout=10)
+        again = s.http.get(f"{api_url(s.env)}/v1/me", headers={"Authorization": f"Bearer {refreshed['access_token']}"}, timeout=10)
         if again.status_code != 200:
             return False, f"/v1/me with the refreshed token gave HTTP {again.status_code} {again.text[:200]}"
         key = create_api_key(SignedIn(s.http, s.client, dict(refreshed), s.env), "e2e")
-        listed = s.http.get(f"{API}/v1/transcripts", headers={"X-API-Key": key}, timeout=10)
+        listed = s.http.get(f"{api_url(s.env)}/v1/transcripts", headers={"X-API-Key": key}, timeout=10)
         if listed.status_code != 200:
             return False, f"/v1/transcripts with X-API-Key gave HTTP {listed.status_code} {listed.text[:200]}"
         user = again.json()

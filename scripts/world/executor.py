@@ -35,12 +35,15 @@ MAX_FAILED = 20  # failed commands reported per step (a loop can fail thousands 
 # The host's end of the socket that hands the executor a terminal (SCM_RIGHTS) for `shell`.
 CONTROL_FD = "WORLD_CONTROL_FD"
 CALLS = WORLD / "calls.jsonl"
+TRAFFIC = WORLD / "traffic.jsonl"  # written by the fakes' front (scripts/world/fakes/server.py)
 STANDINS = ("docker", "sudo", "ssh", "nano")
 
 GRACE = 1.0  # seconds between SIGTERM and SIGKILL when a snippet times out
 DRAIN = 1.0  # seconds to collect output still buffered once every writer is gone
 MAX_OUTPUT = 8 * 1024 * 1024  # a runaway snippet cannot exhaust the executor's memory
 SWEEPS = 50  # rounds of kill-the-leftovers (a leftover may fork while being killed)
+STOP_WAIT = 2.0  # seconds to wait for leftovers to stop before reading their command lines
+STOP_POLL = 0.001  # seconds between looks at a stopping process's state
 
 # bash's own variables: read-only, or meaningful only in the process that set them; never carried over.
 SPECIAL_VARIABLES = (
@@ -137,7 +140,19 @@ def stand_in_wrapper(tool: str, repo: Path) -> str:
 @dataclass(frozen=True, slots=True)
 class Process:
     pid: int
-    cmdline: str
+    pgid: int  # its process group: a timed-out snippet's group is killed whole
+    comm: str  # the kernel's short name, for a process whose command line cannot be read
+
+
+def stat_fields(pid: int) -> tuple[str, str, int] | None:
+    """(state, comm, pgid) from /proc/PID/stat, or None once the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    rest = stat[stat.rindex(")") + 2 :].split()
+    return rest[0], comm, int(rest[2])
 
 
 def processes(exclude: frozenset[int]) -> Iterator[Process]:
@@ -145,15 +160,44 @@ def processes(exclude: frozenset[int]) -> Iterator[Process]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in exclude:
             continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            if stat[stat.rindex(")") + 2] in "ZX":
-                continue
-            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue  # it exited while we looked
-        cmdline = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-        yield Process(int(entry), cmdline or "[" + stat[stat.index("(") + 1 : stat.rindex(")")] + "]")
+        fields = stat_fields(int(entry))
+        if fields is None or fields[0] in "ZX":
+            continue  # it exited while we looked, or is dead and waits to be reaped
+        yield Process(int(entry), fields[2], fields[1])
+
+
+def stop_and_wait(pids: list[int], deadline: float) -> None:
+    """SIGSTOP each pid and wait until it is stopped (or gone).
+
+    A stop takes effect on the way back to user space, so a stopped process is never inside execve:
+    its command line is whole. Caught mid-exec instead, /proc/PID/cmdline is empty (the new program's
+    memory is mapped, its arguments not yet copied in), which is how a busy machine once made the
+    sweep report a background `sleep 600` as `[bash]`. The kernel notifies only the parent of a stop,
+    so this polls /proc/PID/stat: about a scheduler tick on a busy machine, nothing when idle.
+    """
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        pending = {pid for pid in pending if (f := stat_fields(pid)) is not None and f[0] not in "TtZX"}
+        if pending:
+            time.sleep(STOP_POLL)
+
+
+def command_line(p: Process) -> str:
+    """What the reader would see in `ps`: the command line, else the program (exe) or the kernel's name for it."""
+    try:
+        raw = Path(f"/proc/{p.pid}/cmdline").read_bytes()
+    except OSError:
+        raw = b""
+    cmdline = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    if cmdline:
+        return cmdline
+    try:
+        return f"{os.readlink(f'/proc/{p.pid}/exe')} (arguments unreadable)"
+    except OSError:
+        return f"[{p.comm}]"
 
 
 def kill_and_wait(pids: list[int]) -> None:
@@ -203,6 +247,7 @@ class Executor:
         if control is not None:
             os.set_inheritable(int(control), False)
             self.control = socket.socket(fileno=int(control))
+        self.traffic_offset = 0
 
     def setup(self) -> None:
         for sub in ("log", "bin", "snippets", "session"):
@@ -257,10 +302,13 @@ class Executor:
         if not exited:
             signal_group(proc.pid, signal.SIGTERM)
             output.read_until_exit(proc.pid, time.perf_counter() + GRACE)
-            # A timed-out snippet's whole group goes, stragglers that ignored SIGTERM included.
+            # A timed-out snippet's whole group goes, stragglers that ignored SIGTERM included. The
+            # members die asynchronously: wait until they have, or the sweep below finds one still
+            # exiting and reports it as left running (a busy machine once made it `sleep 100`).
             signal_group(proc.pid, signal.SIGKILL)
+            kill_and_wait([p.pid for p in processes(self.own) if p.pgid == proc.pid])
         status = proc.wait()
-        leftover = self.sweep()
+        leftover = self.sweep(f"bash {path}")
         text = output.drain()
         if exited:
             self.save_state()
@@ -274,15 +322,22 @@ class Executor:
             "failed_commands": failed_commands(),
         }
 
-    def sweep(self) -> list[str]:
-        """Report and kill every process a snippet left behind in the PID namespace."""
+    def sweep(self, snippet_bash: str) -> list[str]:
+        """Report and kill every process a snippet left behind in the PID namespace.
+
+        `snippet_bash` is the snippet's own command line: a leftover showing it is a subshell the
+        snippet's bash forked (`( ... ) &`, or a background job caught before it ran its command).
+        """
         found: dict[int, str] = {}
         for _ in range(SWEEPS):
             alive = list(processes(self.own))
             if not alive:
                 break
+            stop_and_wait([p.pid for p in alive], time.monotonic() + STOP_WAIT)
             for p in alive:
-                found.setdefault(p.pid, p.cmdline)
+                if p.pid not in found:
+                    line = command_line(p)
+                    found[p.pid] = f"{line} (a background subshell of this step)" if line == snippet_bash else line
             kill_and_wait([p.pid for p in alive])
         return list(found.values())
 
@@ -340,7 +395,7 @@ class Executor:
         finally:
             os.close(tty)
         status = proc.wait()
-        leftover = self.sweep()
+        leftover = self.sweep(f"bash --rcfile {rc_file} -i")
         return {"ok": True, "detail": "", "rc": status, "leftover": leftover}
 
     # -- check, apply, fault, keep -----------------------------------------------------------------
@@ -378,7 +433,25 @@ class Executor:
 
     # -- protocol --------------------------------------------------------------------------------
 
+    def traffic(self) -> list[Any]:
+        """The fakes' exchanges recorded since the last call (whole lines only), for the host's contract check."""
+        try:
+            with open(TRAFFIC, "rb") as f:
+                f.seek(self.traffic_offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.traffic_offset += len(complete)
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        response = self.dispatch(request)
+        if request.get("op") in ("run", "check", "apply"):
+            response["traffic"] = self.traffic()
+        return response
+
+    def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "run":
             return self.run(str(request["id"]), str(request["script"]), float(request["timeout"]))
@@ -497,6 +570,11 @@ def main() -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints (hooks, their subprocesses) go to the log, not into the protocol
     sys.stdout = sys.stderr
+    # Another reader's values (sandbox.World.start(rename=...)): for the fixtures and the certificate,
+    # never part of the snippets' environment.
+    rename = os.environ.pop("WORLD_RENAME", None)
+    if rename is not None:
+        (WORLD / "rename.json").write_text(rename)
     executor = Executor(Path.cwd())
 
     def send(message: dict[str, Any]) -> None:

@@ -54,6 +54,53 @@ class Response:
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    # Query parameters this answer depended on (a list filtered by them): the contract check
+    # (scripts/contract/) holds each to the parameters the real operation declares. Not sent.
+    honoured: tuple[str, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request a fake answered and its answer, as the front records it for the contract check (traffic.jsonl)."""
+
+    app: str  # who answered: "authentik", "reflector-api", "web"
+    request: Request
+    response: Response
+
+    def as_json(self) -> dict[str, Any]:
+        q, r = self.request, self.response
+        return {
+            "app": self.app,
+            "method": q.method,
+            "target": q.target,
+            "host": q.host,
+            "request_headers": dict(q.headers),
+            "request_body": q.body.decode(errors="replace"),
+            "status": r.status,
+            "response_headers": [list(h) for h in r.headers],
+            "response_body": r.body.decode(errors="replace"),
+            "honoured": list(r.honoured),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Exchange:
+        request = Request(
+            method=str(data["method"]),
+            target=str(data["target"]),
+            host=str(data["host"]),
+            headers={str(k): str(v) for k, v in data["request_headers"].items()},
+            body=str(data["request_body"]).encode(),
+        )
+        response = Response(
+            status=int(data["status"]),
+            body=str(data["response_body"]).encode(),
+            headers=tuple((str(k), str(v)) for k, v in data["response_headers"]),
+            honoured=tuple(str(n) for n in data["honoured"]),
+        )
+        return cls(str(data["app"]), request, response)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,11 @@
-"""Fake Authentik: its OAuth2/OIDC provider endpoints and the /api/v3 calls the guide and setup script make."""
+"""Fake Authentik: its OAuth2/OIDC provider endpoints and the /api/v3 calls the guide and setup script make.
+
+Models Authentik 2026.2.1 (scripts/versions.py). The /api/v3 answers follow authentik-client 2026.2.1's models,
+and the contract check (scripts/contract/) holds every answer to them. The behaviour beyond the schema is read
+from goauthentik/authentik's source, named at each place (views/token.py, id_token.py, utils.py, jwks.py,
+api/authentication.py, internal/web/proxy.go, blueprints/system/*.yaml); the copies read were the search index's
+stored versions, whose exact release could not be pinned here.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -50,26 +58,85 @@ DEFAULT_FLOWS = (
     ("initial-setup", "Welcome to authentik!", "stage_configuration"),
 )
 
-# blueprints/system/providers-oauth2.yaml: scope name -> the claims its expression returns.
+# blueprints/system/providers-oauth2.yaml (and providers-proxy.yaml for ak_proxy), read at goauthentik/authentik
+# commit 0aada70: scope name -> mapping name, description, the claims its expression returns.
 SCOPE_MAPPINGS = (
     ("openid", "authentik default OAuth Mapping: OpenID 'openid'", "", ()),
-    (
-        "email",
-        "authentik default OAuth Mapping: OpenID 'email'",
-        "Email address",
-        ("email", "email_verified"),
-    ),
+    ("email", "authentik default OAuth Mapping: OpenID 'email'", "Email address", ("email", "email_verified")),
     (
         "profile",
         "authentik default OAuth Mapping: OpenID 'profile'",
         "General Profile Information",
         ("name", "given_name", "preferred_username", "nickname", "groups"),
     ),
+    ("entitlements", "authentik default OAuth Mapping: Application Entitlements", "Application entitlements", ("entitlements", "roles")),
+    ("offline_access", "authentik default OAuth Mapping: OpenID 'offline_access'", "Access to request new tokens without interaction", ()),
+    ("goauthentik.io/api", "authentik default OAuth Mapping: authentik API access", "authentik API Access on behalf of your user", ()),
+    ("ak_proxy", "authentik default OAuth Mapping: Proxy outpost", "authentik Proxy - User information", ("sid", "ak_proxy")),
+)
+SCOPE_MANAGED = {
+    "entitlements": "goauthentik.io/providers/oauth2/scope-entitlements",
+    "goauthentik.io/api": "goauthentik.io/providers/oauth2/scope-authentik_api",
+    "ak_proxy": "goauthentik.io/providers/proxy/scope-proxy",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MappingType:
+    """A property-mapping model: what its serializer reports about itself (component, verbose names, model name)."""
+
+    component: str
+    verbose_name: str
+    meta_model_name: str
+
+
+SCOPE = MappingType("ak-property-mapping-provider-scope-form", "Scope Mapping", "authentik_providers_oauth2.scopemapping")
+# The other mappings a fresh install's system blueprints create (blueprints/system/providers-saml.yaml,
+# providers-scim.yaml, sources-ldap.yaml, sources-kerberos.yaml): `propertymappings/all/` lists them too.
+# RAC's need an enterprise licence (its blueprint's condition); Google Workspace's and Entra's are assumed to as well.
+OTHER_MAPPINGS: tuple[tuple[MappingType, str, tuple[tuple[str, str], ...]], ...] = (
     (
-        "offline_access",
-        "authentik default OAuth Mapping: OpenID 'offline_access'",
-        "Access to request new tokens.",
-        (),
+        MappingType("ak-property-mapping-provider-saml-form", "SAML Provider Property Mapping", "authentik_providers_saml.samlpropertymapping"),
+        "goauthentik.io/providers/saml/",
+        (
+            ("upn", "authentik default SAML Mapping: UPN"),
+            ("name", "authentik default SAML Mapping: Name"),
+            ("email", "authentik default SAML Mapping: Email"),
+            ("username", "authentik default SAML Mapping: Username"),
+            ("uid", "authentik default SAML Mapping: User ID"),
+            ("groups", "authentik default SAML Mapping: Groups"),
+            ("ms-windowsaccountname", "authentik default SAML Mapping: WindowsAccountname (Username)"),
+        ),
+    ),
+    (
+        MappingType("ak-property-mapping-provider-scim-form", "SCIM Provider Mapping", "authentik_providers_scim.scimmapping"),
+        "goauthentik.io/providers/scim/",
+        (("user", "authentik default SCIM Mapping: User"), ("group", "authentik default SCIM Mapping: Group")),
+    ),
+    (
+        MappingType("ak-property-mapping-source-ldap-form", "LDAP Source Property Mapping", "authentik_sources_ldap.ldapsourcepropertymapping"),
+        "goauthentik.io/sources/ldap/",
+        (
+            ("default-dn-path", "authentik default LDAP Mapping: DN to User Path"),
+            ("default-name", "authentik default LDAP Mapping: Name"),
+            ("default-mail", "authentik default LDAP Mapping: mail"),
+            ("ms-samaccountname", "authentik default Active Directory Mapping: sAMAccountName"),
+            ("ms-userprincipalname", "authentik default Active Directory Mapping: userPrincipalName"),
+            ("ms-givenName", "authentik default Active Directory Mapping: givenName"),
+            ("ms-sn", "authentik default Active Directory Mapping: sn"),
+            ("openldap-uid", "authentik default OpenLDAP Mapping: uid"),
+            ("openldap-cn", "authentik default OpenLDAP Mapping: cn"),
+        ),
+    ),
+    (
+        MappingType("ak-property-mapping-source-kerberos-form", "Kerberos Source Property Mapping", "authentik_sources_kerberos.kerberossourcepropertymapping"),
+        "goauthentik.io/sources/kerberos/user/",
+        (
+            ("default/multipart-principals-as-service-accounts", "authentik default Kerberos User Mapping: Multipart principals as service accounts"),
+            ("default/ignore-other-realms", "authentik default Kerberos User Mapping: Ignore other realms"),
+            ("default/ignore-system-principals", "authentik default Kerberos User Mapping: Ignore system principals"),
+            ("realm-as-group", "authentik default Kerberos User Mapping: Add realm as group"),
+        ),
     ),
 )
 
@@ -87,6 +154,8 @@ INVALID_GRANT = (
     "The provided authorization grant or refresh token is invalid, expired, revoked, does not match the "
     "redirection URI used in the authorization request, or was issued to another client"
 )
+INVALID_TOKEN = "The access token provided is expired, revoked, malformed, or invalid for other reasons."
+INVALID_SCOPE = "The requested scope is invalid, unknown, or malformed."
 INVALID_CLIENT = "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method)"
 
 Handler = Callable[[Request, AppContext, dict[str, Any], re.Match[str]], Response]
@@ -119,20 +188,10 @@ def seed(state: dict[str, Any], ctx: AppContext) -> dict[str, Any]:
         }
     if "property_mappings" not in ak:
         ak["property_mappings"] = [
-            {
-                "pk": str(uuid.uuid4()),
-                "managed": f"goauthentik.io/providers/oauth2/scope-{scope}",
-                "name": name,
-                "expression": _expression(claims),
-                "component": "ak-property-mapping-provider-scope-form",
-                "verbose_name": "Scope Mapping",
-                "verbose_name_plural": "Scope Mappings",
-                "meta_model_name": "authentik_providers_oauth2.scopemapping",
-                "scope_name": scope,
-                "description": description,
-            }
+            _mapping(SCOPE, SCOPE_MANAGED.get(scope, f"goauthentik.io/providers/oauth2/scope-{scope}"), name, _expression(claims))
+            | {"scope_name": scope, "description": description}
             for scope, name, description, claims in SCOPE_MAPPINGS
-        ]
+        ] + [_mapping(kind, prefix + managed, name, "return {}") for kind, prefix, entries in OTHER_MAPPINGS for managed, name in entries]
     if "certificate_keypairs" not in ak:
         cert = tls.signing_key(ctx.world_dir).certificate
         ak["certificate_keypairs"] = [
@@ -160,6 +219,19 @@ def seed(state: dict[str, Any], ctx: AppContext) -> dict[str, Any]:
             }
         }
     return ak
+
+
+def _mapping(kind: MappingType, managed: str, name: str, expression: str) -> dict[str, Any]:
+    return {
+        "pk": str(uuid.uuid4()),
+        "managed": managed,
+        "name": name,
+        "expression": expression,
+        "component": kind.component,
+        "verbose_name": kind.verbose_name,
+        "verbose_name_plural": kind.verbose_name + "s",
+        "meta_model_name": kind.meta_model_name,
+    }
 
 
 def _expression(claims: tuple[str, ...]) -> str:
@@ -230,7 +302,7 @@ def _slug_for_provider(ak: Mapping[str, Any], provider: Mapping[str, Any]) -> st
 
 def _scope_names(ak: Mapping[str, Any], provider: Mapping[str, Any]) -> list[str]:
     by_pk = {m["pk"]: m for m in ak["property_mappings"]}
-    return [by_pk[pk]["scope_name"] for pk in provider.get("property_mappings", []) if pk in by_pk]
+    return [by_pk[pk]["scope_name"] for pk in provider.get("property_mappings", []) if "scope_name" in by_pk.get(pk, {})]
 
 
 def _issuer(request: Request, slug: str) -> str:
@@ -337,6 +409,16 @@ def _redirect_allowed(provider: dict[str, Any], uri: str) -> bool:
     return False
 
 
+def _redirect_listed(provider: Mapping[str, Any], uri: str) -> bool:
+    """TokenParams.__check_redirect_uri: strict equality or a regex full match; an empty list matches nothing."""
+    for entry in provider.get("redirect_uris", []):
+        if entry["matching_mode"] == "strict" and entry["url"] == uri:
+            return True
+        if entry["matching_mode"] == "regex" and re.fullmatch(entry["url"], uri):
+            return True
+    return False
+
+
 def _with_query(uri: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(uri)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
@@ -396,8 +478,12 @@ def authorize(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Ma
     return redirect(_with_query(redirect_uri, {"code": code, **extra}))
 
 
+# utils.py TokenResponse: every token endpoint answer, errors included, must never be cached.
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
+
 def _oauth_error(status: int, error: str, description: str) -> Response:
-    return json_response(status, {"error": error, "error_description": description})
+    return json_response(status, {"error": error, "error_description": description}, NO_STORE)
 
 
 def _client(request: Request, ak: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any] | None:
@@ -419,7 +505,7 @@ def _user_claims(ak: Mapping[str, Any], username: str, scopes: list[str]) -> dic
     user = ak["users"][username]
     claims: dict[str, Any] = {}
     if "email" in scopes:
-        claims |= {"email": user["email"], "email_verified": True}
+        claims |= {"email": user["email"], "email_verified": False}  # the 'email' mapping's expression (providers-oauth2.yaml)
     if "profile" in scopes:
         claims |= {
             "name": user["name"],
@@ -474,9 +560,13 @@ def _issue_tokens(
         "auth_time": grant["auth_time"],
         "acr": ACR,
         "amr": ["pwd"],
-    } | _user_claims(ak, grant["user"], scopes)
+    }
+    # IDToken.new (providers/oauth2/id_token.py): the scopes' claims only with include_claims_in_id_token; the
+    # access token is the same IDToken plus azp and uid (to_access_token), so it loses them too.
+    if provider.get("include_claims_in_id_token", True):
+        base |= _user_claims(ak, grant["user"], scopes)
     id_claims = base | ({"nonce": grant["nonce"]} if grant.get("nonce") else {})
-    access = _sign(ctx, provider, base)
+    access = _sign(ctx, provider, id_claims | {"azp": provider["client_id"], "uid": secrets.token_urlsafe(30)[:40]})
     # Expired tokens and codes only grow state.json, which every request rewrites.
     ak["access_tokens"] = {k: v for k, v in ak["access_tokens"].items() if v["exp"] >= now}
     ak["codes"] = {k: v for k, v in ak["codes"].items() if v["expires"] >= now}
@@ -504,7 +594,7 @@ def _issue_tokens(
             "expires": now + validity,
         }
         body["refresh_token"] = refresh
-    return json_response(200, body, (("Cache-Control", "no-store"),))
+    return json_response(200, body, NO_STORE)
 
 
 def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
@@ -516,11 +606,16 @@ def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[
         return _oauth_error(400, "invalid_client", INVALID_CLIENT)
     grant_type = form.get("grant_type")
     if grant_type == "authorization_code":
+        # TokenParams.__post_init_code (providers/oauth2/views/token.py): a missing code, then the redirect URI
+        # against the provider's allowed list (a mismatch is invalid_client), then the code itself.
+        if not form.get("code"):
+            return _oauth_error(400, "invalid_grant", INVALID_GRANT)
+        if not _redirect_listed(provider, form.get("redirect_uri", "")):
+            return _oauth_error(400, "invalid_client", INVALID_CLIENT)
         grant = ak["codes"].pop(form.get("code", ""), None)
         if (
             grant is None
             or grant["client_id"] != provider["client_id"]
-            or grant["redirect_uri"] != form.get("redirect_uri")
             or grant["expires"] < time.time()
             or not _pkce_ok(grant, form.get("code_verifier"))
         ):
@@ -530,10 +625,14 @@ def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[
         grant = ak["refresh_tokens"].get(form.get("refresh_token", ""))
         if grant is None or grant["client_id"] != provider["client_id"] or grant["expires"] < time.time():
             return _oauth_error(400, "invalid_grant", INVALID_GRANT)
-        del ak["refresh_tokens"][form["refresh_token"]]  # Authentik rotates refresh tokens
-        wanted = form.get("scope", "").split()
-        scopes = [s for s in wanted if s in grant["scope"]] if wanted else grant["scope"]
-        return _issue_tokens(request, ctx, ak, provider, grant | {"scope": scopes, "nonce": None})
+        # Requested scopes are first cut to the provider's (__check_scopes); none left means the token's own;
+        # more than the refresh token had, or no offline_access, is invalid_scope (create_refresh_response).
+        allowed = _scope_names(ak, provider)
+        wanted = [s for s in form.get("scope", "").split() if s in allowed] or list(grant["scope"])
+        if set(wanted) - set(grant["scope"]) or "offline_access" not in wanted:
+            return _oauth_error(400, "invalid_scope", INVALID_SCOPE)
+        del ak["refresh_tokens"][form["refresh_token"]]  # Authentik rotates refresh tokens (threshold seconds=0)
+        return _issue_tokens(request, ctx, ak, provider, grant | {"nonce": None})
     return _oauth_error(
         400,
         "unsupported_grant_type",
@@ -556,13 +655,12 @@ def _pkce_ok(grant: Mapping[str, Any], verifier: str | None) -> bool:
 def userinfo(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
     ak = state["authentik"]
     auth = request.header("Authorization") or ""
-    record = ak["access_tokens"].get(auth[7:]) if auth.startswith("Bearer ") else None
+    # extract_access_token and protected_resource_view (providers/oauth2/utils.py): `[Bb]earer <token>` only, and
+    # an error is an empty 401 whose WWW-Authenticate carries the RFC 6750 code and description.
+    found = re.fullmatch(r"[Bb]earer\s(\S+).*", auth)
+    record = ak["access_tokens"].get(found.group(1)) if found else None
     if record is None or record["exp"] < time.time():
-        return json_response(
-            401,
-            {"error": "invalid_token", "error_description": "The access token is invalid or expired"},
-            (("WWW-Authenticate", 'error="invalid_token"'),),
-        )
+        return Response(401, b"", (("WWW-Authenticate", f'error="invalid_token", error_description="{INVALID_TOKEN}"'),))
     claims = {"sub": _subject(ak, record["user"])} | _user_claims(ak, record["user"], record["scope"])
     return json_response(200, claims, (("Access-Control-Allow-Origin", "*"),))
 
@@ -587,18 +685,25 @@ def root(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[s
 
 
 def health(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
-    return Response(200)
+    """Liveness is answered by the Go router itself with 204 (internal/web/proxy.go); readiness by Django's
+    ReadyView with 200 once the database answers (authentik/root/monitoring.py)."""
+    return Response(204 if m.group(1) == "live" else 200)
 
 
 # ---------------------------------------------------------------- API
 
 
 def _api_user(request: Request, state: Mapping[str, Any], ctx: AppContext) -> Response | None:
-    """DRF's answers: no credentials, or a token that is not one of the world's API tokens."""
-    auth = request.header("Authorization") or ""
-    if not auth.startswith("Bearer "):
+    """authentik/api/authentication.py (validate_auth, bearer_auth) behind DRF, which answers 403 because the
+    authenticator sends no WWW-Authenticate: no header is "not provided"; the scheme is compared case-insensitively."""
+    auth = (request.header("Authorization") or "").strip()
+    if not auth or " " not in auth:
         return json_response(403, {"detail": "Authentication credentials were not provided."})
-    presented = auth[7:].strip()
+    scheme, _, presented = auth.partition(" ")
+    if scheme.lower() != "bearer":
+        return json_response(403, {"detail": "Unsupported authentication type"})
+    if presented == "":
+        return json_response(403, {"detail": "Malformed header"})
     keys = {t["key"] if isinstance(t, Mapping) else str(t) for t in state["authentik"]["api_tokens"]}
     boot = bootstrap(state, ctx).get("AUTHENTIK_BOOTSTRAP_TOKEN")
     if boot:
@@ -608,36 +713,101 @@ def _api_user(request: Request, state: Mapping[str, Any], ctx: AppContext) -> Re
     return None
 
 
-def _page(results: list[dict[str, Any]]) -> Response:
+PAGE_SIZE = 100  # authentik/root/settings.py REST_FRAMEWORK PAGE_SIZE
+
+
+def _page(request: Request, results: list[dict[str, Any]]) -> Response:
+    """authentik/api/pagination.py: page/page_size, and 0 (not null) for a missing next or previous page."""
+    try:
+        size = max(1, int(request.query.get("page_size") or PAGE_SIZE))
+        page = int(request.query.get("page") or 1)
+    except ValueError:
+        return json_response(404, {"detail": "Invalid page."})
     n = len(results)
-    return json_response(
-        200,
-        {
-            "pagination": {
-                "next": 0,
-                "previous": 0,
-                "count": n,
-                "current": 1,
-                "total_pages": 1,
-                "start_index": 1 if n else 0,
-                "end_index": n,
-            },
-            "results": results,
-            "autocomplete": {},
+    pages = max(1, -(-n // size))
+    if page < 1 or page > pages:
+        return json_response(404, {"detail": "Invalid page."})
+    shown = results[(page - 1) * size : page * size]
+    start = (page - 1) * size + 1 if shown else 0
+    body = {
+        "pagination": {
+            "next": page + 1 if page < pages else 0,
+            "previous": page - 1 if page > 1 else 0,
+            "count": n,
+            "current": page,
+            "total_pages": pages,
+            "start_index": start,
+            "end_index": start + len(shown) - 1 if shown else 0,
         },
-    )
+        "results": shown,
+        "autocomplete": {},
+    }
+    used = tuple(k for k in ("page", "page_size") if k in request.query)
+    response = json_response(200, body)
+    return Response(response.status, response.body, response.headers, used)
 
 
-def _filtered(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Exact-match filters on string fields (slug, name, client_id, managed); other parameters are ignored, as DRF does."""
-    wanted = {k: v for k, v in request.query.items() if k not in ("page", "page_size", "ordering", "search")}
-    return [i for i in items if all(k not in i or isinstance(i[k], (dict, list)) or str(i[k]) == v for k, v in wanted.items())]
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A django-filter field a ViewSet declares: the query parameter, and the item field it compares."""
+
+    param: str
+    field: str
+    kind: str = "exact"  # exact | bool | isnull
+
+
+def _bool(value: str) -> bool | None:
+    """django-filter's BooleanWidget: 1/0/true/false in any case; anything else means "no filter"."""
+    return {"1": True, "0": False, "true": True, "false": False}.get(value.lower())
+
+
+def _filtered(request: Request, items: list[dict[str, Any]], filters: tuple[Filter, ...]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """Items that pass the endpoint's declared filters (the ViewSet's filterset_fields); every other parameter is
+    ignored, as django-filter ignores it. `search` matches the name (every ViewSet here lists name in search_fields).
+    Returns the parameters that filtered, for the contract check."""
+    used: list[str] = []
+    for f in filters:
+        value = request.query.get(f.param)
+        if value is None:
+            continue
+        if f.kind == "bool":
+            wanted = _bool(value)
+            if wanted is None:
+                continue
+            items = [i for i in items if bool(i.get(f.field)) is wanted]
+        elif f.kind == "isnull":
+            wanted = _bool(value)
+            if wanted is None:
+                continue
+            items = [i for i in items if (i.get(f.field) is None) is wanted]
+        else:
+            items = [i for i in items if str(i.get(f.field)) == value]
+        used.append(f.param)
+    search = request.query.get("search")
+    if search:
+        items = [i for i in items if search.lower() in str(i.get("name", "")).lower()]
+        used.append("search")
+    return items, tuple(used)
+
+
+def _list(request: Request, items: list[dict[str, Any]], filters: tuple[Filter, ...]) -> Response:
+    chosen, used = _filtered(request, items, filters)
+    page = _page(request, chosen)
+    return Response(page.status, page.body, page.headers, used + page.honoured)
 
 
 def _body(request: Request) -> dict[str, Any] | Response:
+    """DRF's JSONParser, the only parser Authentik's API configures (REST_FRAMEWORK DEFAULT_PARSER_CLASSES): another
+    Content-Type with a body is 415; bad JSON is 400 "JSON parse error" (rest_framework/parsers.py, exceptions.py)."""
+    if not request.body:
+        return {}  # DRF: no body means empty data, whatever the Content-Type
+    content_type = request.header("Content-Type") or ""
+    media = content_type.split(";")[0].strip().lower()
+    if media != "application/json":
+        return json_response(415, {"detail": f'Unsupported media type "{content_type}" in request.'})
     try:
-        data = json.loads(request.body or b"{}")
-    except json.JSONDecodeError as e:
+        data = json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return json_response(400, {"detail": f"JSON parse error - {e}"})
     if not isinstance(data, dict):
         return json_response(
@@ -655,6 +825,20 @@ def api(guarded: Handler) -> Handler:
     return wrapped
 
 
+# The filters each list endpoint declares (its ViewSet's filterset; the same names authentik-client's
+# list operations take, which the contract check holds them to). Only the ones the pages could use are modelled.
+FLOW_FILTERS = (Filter("slug", "slug"), Filter("name", "name"), Filter("designation", "designation"), Filter("flow_uuid", "pk"), Filter("denied_action", "denied_action"))
+MAPPING_FILTERS = (Filter("managed", "managed"), Filter("name", "name"), Filter("managed__isnull", "managed", "isnull"))
+SCOPE_FILTERS = (*MAPPING_FILTERS, Filter("scope_name", "scope_name"))
+KEYPAIR_FILTERS = (Filter("name", "name"), Filter("managed", "managed"), Filter("key_type", "key_type"), Filter("has_key", "private_key_available", "bool"))
+PROVIDER_FILTERS = (
+    *(Filter(n, n) for n in ("name", "client_id", "client_type", "authorization_flow", "signing_key", "issuer_mode", "sub_mode")),
+    *(Filter(n, n) for n in ("access_code_validity", "access_token_validity", "refresh_token_validity")),
+    Filter("include_claims_in_id_token", "include_claims_in_id_token", "bool"),
+)
+APPLICATION_FILTERS = tuple(Filter(n, n) for n in ("slug", "name", "group", "meta_launch_url", "meta_publisher", "meta_description"))
+
+
 @api
 def flows(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
     items = [
@@ -662,23 +846,50 @@ def flows(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[
         | {
             "policybindingmodel_ptr_id": f["pk"],
             "background": "",
+            "background_url": "/static/dist/assets/images/flow_background.jpg",
+            "background_themed_urls": None,
+            "stages": [],
+            "policies": [],
+            "cache_count": 0,
+            "policy_engine_mode": "any",
+            "compatibility_mode": False,
+            "export_url": f"/api/v3/flows/instances/{f['slug']}/export/",
             "layout": "stacked",
             "denied_action": "message_continue",
             "authentication": "none",
         }
         for f in state["authentik"]["flows"].values()
     ]
-    return _page(_filtered(request, items))
+    return _list(request, items, FLOW_FILTERS)
+
+
+BASE_MAPPING_FIELDS = ("pk", "managed", "name", "expression", "component", "verbose_name", "verbose_name_plural", "meta_model_name")
 
 
 @api
-def mappings(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
-    return _page(_filtered(request, list(state["authentik"]["property_mappings"])))
+def all_mappings(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
+    """PropertyMappingViewSet: every mapping of every type, in the base serializer's fields only."""
+    items = [{k: mapping[k] for k in BASE_MAPPING_FIELDS} for mapping in state["authentik"]["property_mappings"]]
+    return _list(request, items, MAPPING_FILTERS)
+
+
+@api
+def scope_mappings(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
+    items = [mapping for mapping in state["authentik"]["property_mappings"] if "scope_name" in mapping]
+    return _list(request, items, SCOPE_FILTERS)
 
 
 @api
 def keypairs(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
-    return _page(_filtered(request, list(state["authentik"]["certificate_keypairs"])))
+    items = [
+        k
+        | {
+            "certificate_download_url": f"/api/v3/crypto/certificatekeypairs/{k['pk']}/view_certificate/?download",
+            "private_key_download_url": f"/api/v3/crypto/certificatekeypairs/{k['pk']}/view_private_key/?download",
+        }
+        for k in state["authentik"]["certificate_keypairs"]
+    ]
+    return _list(request, items, KEYPAIR_FILTERS)
 
 
 PROVIDER_DEFAULTS: dict[str, Any] = {
@@ -688,16 +899,25 @@ PROVIDER_DEFAULTS: dict[str, Any] = {
     "access_code_validity": "minutes=1",
     "access_token_validity": "minutes=5",
     "refresh_token_validity": "days=30",
+    "refresh_token_threshold": "seconds=0",
     "include_claims_in_id_token": True,
     "signing_key": None,
     "encryption_key": None,
     "redirect_uris": [],
+    "logout_uri": "",
+    "logout_method": "backchannel",
     "sub_mode": "hashed_user_id",
     "issuer_mode": "per_provider",
     "jwt_federation_sources": [],
     "jwt_federation_providers": [],
 }
-PROVIDER_REQUIRED = ("name", "authorization_flow", "invalidation_flow")
+# OAuth2ProviderSerializer's required fields: the model's non-blank fields, and redirect_uris (a nested
+# RedirectURISerializer(many=True) without required=False); authentik-client's OAuth2ProviderRequest agrees.
+PROVIDER_REQUIRED = ("name", "authorization_flow", "invalidation_flow", "redirect_uris")
+# OAuth2Provider.client_id and client_secret are CharField(max_length=255) (providers/oauth2/models.py);
+# DRF's CharField turns the limit into this message (rest_framework/fields.py).
+MAX_LENGTHS = {"client_id": 255, "client_secret": 255}
+NOT_BLANK = ("name", "client_id")
 
 
 def _validate_provider(ak: Mapping[str, Any], data: Mapping[str, Any], partial: bool, own_pk: int | None) -> dict[str, Any]:
@@ -705,8 +925,18 @@ def _validate_provider(ak: Mapping[str, Any], data: Mapping[str, Any], partial: 
     errors: dict[str, Any] = {}
     if not partial:
         for name in PROVIDER_REQUIRED:
-            if data.get(name) in (None, ""):
+            if name not in data:
                 errors[name] = ["This field is required."]
+    for name in ("name", "authorization_flow", "invalidation_flow", "redirect_uris", "client_id"):
+        if name in data and data[name] is None:
+            errors[name] = ["This field may not be null."]
+    for name in NOT_BLANK:
+        if data.get(name) == "":
+            errors[name] = ["This field may not be blank."]
+    for name, limit in MAX_LENGTHS.items():
+        value = data.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            errors[name] = [f"Ensure this field has no more than {limit} characters."]
     flow_pks = {f["pk"] for f in ak["flows"].values()}
     for name in ("authorization_flow", "invalidation_flow", "authentication_flow"):
         value = data.get(name)
@@ -714,11 +944,11 @@ def _validate_provider(ak: Mapping[str, Any], data: Mapping[str, Any], partial: 
             errors[name] = [f'Invalid pk "{value}" - object does not exist.']
     others = [p for p in ak["providers"].values() if p["pk"] != own_pk]
     for unique, label in (("name", "name"), ("client_id", "client id")):
-        if unique in data and any(p[unique] == data[unique] for p in others):
+        if unique in data and unique not in errors and any(p[unique] == data[unique] for p in others):
             errors[unique] = [f"o auth2 provider with this {label} already exists."]
     if "client_type" in data and data["client_type"] not in ("confidential", "public"):
         errors["client_type"] = [f'"{data["client_type"]}" is not a valid choice.']
-    if "redirect_uris" in data:
+    if isinstance(data.get("redirect_uris"), (list, str, int, dict)):
         uris = data["redirect_uris"]
         if not isinstance(uris, list):
             errors["redirect_uris"] = {"non_field_errors": [f'Expected a list of items but got type "{type(uris).__name__}".']}
@@ -745,10 +975,13 @@ def _validate_provider(ak: Mapping[str, Any], data: Mapping[str, Any], partial: 
             errors["property_mappings"] = [f'Invalid pk "{bad[0]}" - object does not exist.']
     if data.get("signing_key") not in (None, "") and data["signing_key"] not in {k["pk"] for k in ak["certificate_keypairs"]}:
         errors["signing_key"] = [f'Invalid pk "{data["signing_key"]}" - object does not exist.']
+    if "include_claims_in_id_token" in data and not isinstance(data["include_claims_in_id_token"], bool):
+        errors["include_claims_in_id_token"] = ["Must be a valid boolean."]
     for name in (
         "access_code_validity",
         "access_token_validity",
         "refresh_token_validity",
+        "refresh_token_threshold",
     ):
         if name in data:
             try:
@@ -758,16 +991,26 @@ def _validate_provider(ak: Mapping[str, Any], data: Mapping[str, Any], partial: 
     return errors
 
 
-def _provider_view(ak: Mapping[str, Any], provider: Mapping[str, Any]) -> dict[str, Any]:
+PROVIDER_BASE = ("pk", "name", "authentication_flow", "authorization_flow", "invalidation_flow", "property_mappings")
+
+
+def _provider_base(ak: Mapping[str, Any], provider: Mapping[str, Any]) -> dict[str, Any]:
+    """ProviderSerializer: the fields every provider type shares (what an application's provider_obj shows)."""
     slug = _slug_for_provider(ak, provider)
-    return dict(provider) | {
+    return {k: provider.get(k) for k in PROVIDER_BASE} | {
         "component": "ak-provider-oauth2-form",
         "assigned_application_slug": slug,
         "assigned_application_name": ak["applications"][slug]["name"] if slug else None,
+        "assigned_backchannel_application_slug": None,
+        "assigned_backchannel_application_name": None,
         "verbose_name": "OAuth2/OpenID Provider",
         "verbose_name_plural": "OAuth2/OpenID Providers",
         "meta_model_name": "authentik_providers_oauth2.oauth2provider",
     }
+
+
+def _provider_view(ak: Mapping[str, Any], provider: Mapping[str, Any]) -> dict[str, Any]:
+    return PROVIDER_DEFAULTS | dict(provider) | _provider_base(ak, provider)
 
 
 WRITABLE_PROVIDER_FIELDS = ("name", "client_id", "client_secret", *PROVIDER_DEFAULTS)
@@ -778,7 +1021,7 @@ WRITABLE_PROVIDER_FIELDS += ("authorization_flow", "invalidation_flow")
 def providers(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
     ak = state["authentik"]
     if request.method == "GET":
-        return _page(_filtered(request, [_provider_view(ak, p) for p in ak["providers"].values()]))
+        return _list(request, [_provider_view(ak, p) for p in ak["providers"].values()], PROVIDER_FILTERS)
     data = _body(request)
     if isinstance(data, Response):
         return data
@@ -824,8 +1067,11 @@ def provider_detail(request: Request, ctx: AppContext, state: dict[str, Any], m:
 def _application_view(ak: Mapping[str, Any], app: Mapping[str, Any]) -> dict[str, Any]:
     provider = ak["providers"].get(str(app.get("provider")))
     return dict(app) | {
-        "provider_obj": _provider_view(ak, provider) if provider else None,
+        "provider_obj": _provider_base(ak, provider) if provider else None,
+        "backchannel_providers_obj": [],
         "launch_url": app.get("meta_launch_url") or None,
+        "meta_icon_url": None,
+        "meta_icon_themed_urls": None,
     }
 
 
@@ -834,7 +1080,7 @@ APPLICATION_DEFAULTS: dict[str, Any] = {
     "backchannel_providers": [],
     "open_in_new_tab": False,
     "meta_launch_url": "",
-    "meta_icon": None,
+    "meta_icon": "",
     "meta_description": "",
     "meta_publisher": "",
     "policy_engine_mode": "any",
@@ -846,14 +1092,18 @@ APPLICATION_DEFAULTS: dict[str, Any] = {
 def applications(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[str]) -> Response:
     ak = state["authentik"]
     if request.method == "GET":
-        return _page(_filtered(request, [_application_view(ak, a) for a in ak["applications"].values()]))
+        return _list(request, [_application_view(ak, a) for a in ak["applications"].values()], APPLICATION_FILTERS)
     data = _body(request)
     if isinstance(data, Response):
         return data
     errors: dict[str, list[str]] = {}
     for name in ("name", "slug"):
-        if data.get(name) in (None, ""):
+        if name not in data:
             errors[name] = ["This field is required."]
+        elif data[name] is None:
+            errors[name] = ["This field may not be null."]
+        elif data[name] == "":
+            errors[name] = ["This field may not be blank."]
     slug = data.get("slug")
     if isinstance(slug, str) and slug:
         if not re.fullmatch(r"[-a-zA-Z0-9_]+", slug):
@@ -912,8 +1162,8 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
         application_root,
     ),
     ("GET", r"/api/v3/flows/instances/", flows),
-    ("GET", r"/api/v3/propertymappings/all/", mappings),
-    ("GET", r"/api/v3/propertymappings/provider/scope/", mappings),
+    ("GET", r"/api/v3/propertymappings/all/", all_mappings),
+    ("GET", r"/api/v3/propertymappings/provider/scope/", scope_mappings),
     ("GET", r"/api/v3/crypto/certificatekeypairs/", keypairs),
     ("GET", r"/api/v3/providers/oauth2/", providers),
     ("POST", r"/api/v3/providers/oauth2/", providers),

@@ -1,8 +1,14 @@
-"""Fake Reflector: the backend's token checks and user/API-key endpoints, and the web app's sign-in pages."""
+"""Fake Reflector: the backend's token checks and user/API-key endpoints, and the web app's sign-in pages.
+
+Models Reflector 0.34.0 (scripts/versions.py): server/reflector/auth/auth_jwt.py, views/user.py,
+views/user_api_keys.py, settings.py and app.py at tag v0.34.0, served by FastAPI 0.116.1 and pydantic 2.11
+(server/uv.lock); the web app's flags from www/app/lib/features.ts and clientEnv.ts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import email.message
 import hashlib
 import hmac
 import html
@@ -14,9 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 from jose import JWTError, jwt
 
 from scripts.world.fakes import AppContext, Request, Response, html_response, json_response
+from scripts.world.fakes.reflector_models import CreateApiKeyRequest
 
 KEYS_DIR = "/app/reflector/auth/jwt/keys"
 # server/reflector/settings.py defaults, used when the container's env does not set them.
@@ -195,6 +203,8 @@ def _answer(request: Request, ctx: AppContext, settings: Settings) -> Response:
         return _route(request, ctx, settings)
     except HTTPError as e:
         return json_response(e.status, {"detail": e.detail})
+    except RequestValidation as e:
+        return json_response(422, {"detail": e.errors})
     except Exception as e:  # noqa: BLE001  # uvicorn's answer to any unhandled error is a bare 500
         _log(ctx, "error", f"Exception in ASGI application: {type(e).__name__}: {e}")
         return Response(
@@ -233,34 +243,80 @@ def _route(request: Request, ctx: AppContext, settings: Settings) -> Response:
             keys = state.setdefault("reflector", {}).setdefault("api_keys", [])
             keys[:] = [k for k in keys if not (k["id"] == m["id"] and k["user_id"] == user["sub"])]
         return json_response(200, {"status": "ok"})  # delete_key treats "no row" as success too
+    if any(re.fullmatch(pattern, path) for pattern in ROUTE_PATHS):
+        # Starlette's router: a path that a route matches with another method is 405, not 404.
+        raise HTTPError(405, "Method Not Allowed")
     raise HTTPError(404, "Not Found")
 
 
-def _create_key(request: Request, ctx: AppContext, settings: Settings) -> Response:
-    user = _current_user(request, ctx, settings)
+# The paths of the routes modelled above (app.py, views/user.py, views/transcripts.py, views/user_api_keys.py).
+ROUTE_PATHS = (r"/health", r"/v1/me", r"/v1/transcripts", r"/v1/user/api-keys", r"/v1/user/api-keys/[^/]+")
+
+
+class RequestValidation(Exception):
+    """FastAPI's RequestValidationError: answered 422 with {"detail": [errors]} (fastapi/exception_handlers.py)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("request validation failed")
+        self.errors = errors
+
+
+def _json_body(request: Request) -> Any:
+    """How FastAPI 0.116 reads a JSON body (fastapi/routing.py, get_request_handler): no body is None; without a
+    Content-Type it is parsed as JSON; with one, only application/json or */*+json is parsed, and any other is
+    handed on as raw bytes, which the model then rejects. Bad JSON is a 422 json_invalid before any dependency runs."""
+    if not request.body:
+        return None
+    content_type = request.header("Content-Type")
+    if content_type:
+        message = email.message.Message()
+        message["content-type"] = content_type
+        subtype = message.get_content_subtype()
+        if message.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+            return request.body
     try:
-        body = json.loads(request.body or b"{}")
-    except json.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
-        return json_response(
-            422,
-            {
-                "detail": [
-                    {
-                        "type": "model_attributes_type",
-                        "loc": ["body"],
-                        "msg": "Input should be a valid dictionary or object to extract fields from",
-                    }
-                ]
-            },
-        )
+        return json.loads(request.body)
+    except json.JSONDecodeError as e:
+        raise RequestValidation([{"type": "json_invalid", "loc": ["body", e.pos], "msg": "JSON decode error", "input": {}, "ctx": {"error": e.msg}}]) from e
+
+
+def _validated_body(model: type[pydantic.BaseModel], body: Any) -> pydantic.BaseModel:
+    """fastapi/dependencies/utils.py request_body_to_args for one non-embedded body parameter: missing is
+    "Field required" at ("body",); otherwise pydantic's own errors, their loc prefixed with "body" and no url."""
+    if body is None:
+        raise RequestValidation([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
+    try:
+        return model.model_validate(body, from_attributes=True)
+    except pydantic.ValidationError as e:
+        errors = []
+        for error in e.errors(include_url=False):
+            item = {"type": error["type"], "loc": ["body", *error["loc"]], "msg": error["msg"], "input": _jsonable(error["input"])}
+            if "ctx" in error:
+                item["ctx"] = {k: _jsonable(v) for k, v in error["ctx"].items()}
+            errors.append(item)
+        raise RequestValidation(errors) from e
+
+
+def _jsonable(value: Any) -> Any:
+    """FastAPI's jsonable_encoder for what pydantic errors carry: bytes decode, exceptions become their text."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, Exception):
+        return str(value)
+    return value
+
+
+def _create_key(request: Request, ctx: AppContext, settings: Settings) -> Response:
+    body = _json_body(request)  # bad JSON fails before the auth dependency runs
+    user = _current_user(request, ctx, settings)
+    req = _validated_body(CreateApiKeyRequest, body)
+    assert isinstance(req, CreateApiKeyRequest)
     key = secrets.token_urlsafe(48)
     row = {
         "id": str(uuid.uuid4()),
         "user_id": user["sub"],
         "key_hash": key_hash(settings.secret_key, key),
-        "name": body.get("name"),
+        "name": req.name,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     with ctx.world.locked_state(ctx.world_dir) as state:

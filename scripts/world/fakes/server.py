@@ -17,6 +17,7 @@ from typing import Any
 
 from scripts.world.fakes import (
     AppContext,
+    Exchange,
     Request,
     Response,
     WorldAPI,
@@ -111,6 +112,12 @@ class Front(ThreadingHTTPServer):
         with self.log_lock, (self.world_dir / "log" / "fakes-error.log").open("a") as f:
             f.write(text + "\n")
 
+    def record(self, exchange: Exchange) -> None:
+        """traffic.jsonl: what a fake answered, for the host's contract check (scripts/contract/)."""
+        line = json.dumps(exchange.as_json()) + "\n"
+        with self.log_lock, (self.world_dir / "traffic.jsonl").open("a") as f:
+            f.write(line)
+
     def access_log(self, line: str) -> None:
         with self.log_lock, (self.world_dir / "log" / "access.log").open("a") as f:
             f.write(line + "\n")
@@ -175,6 +182,9 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # Caddy could not even take the request: drop it
             status = 0
         else:
+            if upstream in APPS:
+                # Before the answer leaves: once a client has it, its step may end and be judged.
+                self.server.record(Exchange(upstream, request, response))
             self._send(response)
             status = response.status
         self.server.access_log(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -110,8 +111,17 @@ def _write_once(path: Path, content: bytes) -> bytes:
     return path.read_bytes()
 
 
-def _issue(ca: trustme.CA, directory: Path) -> ServerCerts:
-    leaf = ca.issue_cert(*HOSTNAMES)
+def hostnames(world_dir: Path) -> tuple[str, ...]:
+    """The names the leaf serves: the guide's, plus a reader's own hostnames when the world was started with them."""
+    renamed = world_dir / "rename.json"
+    if not renamed.exists():
+        return HOSTNAMES
+    new = [host for old, host in json.loads(renamed.read_text()).items() if old in HOSTNAMES]
+    return (*HOSTNAMES, *new)
+
+
+def _issue(ca: trustme.CA, directory: Path, names: tuple[str, ...] = HOSTNAMES) -> ServerCerts:
+    leaf = ca.issue_cert(*names)
     directory.mkdir(parents=True, exist_ok=True)
     chain = directory / "leaf-chain.pem"
     key = directory / "leaf-key.pem"
@@ -128,7 +138,7 @@ def server_certs(world_dir: Path) -> ServerCerts:
     if not (directory / "ca.pem").exists():
         world_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=world_dir, prefix=".tls."))
-        _issue(trustme.CA(organization_name="Reflector docs world CA"), tmp)
+        _issue(trustme.CA(organization_name="Reflector docs world CA"), tmp, hostnames(world_dir))
         try:
             tmp.rename(directory)  # atomic; fails if another process made the set first, and that set wins
         except OSError:

@@ -29,15 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from scripts import versions
 from scripts.world import state as worldmod
 from scripts.world.standins.common import fail, home_dir, run_main, unsupported, world_dir
 
 State = dict[str, Any]
 Json = Any
 
-COMPOSE_VERSION = versions.COMPOSE
-DOCKER_VERSION = versions.DOCKER
+COMPOSE_VERSION = "2.29.7"
+DOCKER_VERSION = "27.3.1"
 CONFIG_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_NAMES = (
     "compose.override.yaml",
