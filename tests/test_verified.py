@@ -93,7 +93,7 @@ def build(root: Path, report: dict[str, Any] | str | None) -> BeautifulSoup:
 
 def marks(soup: BeautifulSoup) -> list[tuple[str, str]]:
     """(verdict class, text) of each mark, in page order."""
-    return [(next(c for c in m["class"] if c.startswith("verified-") and c != "verified-mark"), m.get_text(" ", strip=True)) for m in soup.select("p.verified-mark")]
+    return [(next(c for c in m["class"] if c.startswith("verified-") and c != "verified-mark"), " ".join(m.get_text().split())) for m in soup.select("p.verified-mark")]
 
 
 def test_each_block_gets_the_mark_of_its_verdict_right_after_it(tmp_path: Path) -> None:
@@ -109,6 +109,41 @@ def test_each_block_gets_the_mark_of_its_verdict_right_after_it(tmp_path: Path) 
     for mark in soup.select("p.verified-mark"):
         assert mark.find_previous_sibling().select_one("div.highlight pre") is not None, "a mark follows its own block"
         assert mark.select_one(".verified-icon")["aria-hidden"] == "true"
+
+
+def test_a_mark_says_quietly_what_else_the_block_went_through(tmp_path: Path) -> None:
+    """The report's reader abilities (run twice, other values, counter-worlds, starting states) join the mark; a new
+    terminal at each section joins the page's summary; what failed is said, never hidden."""
+    root = site(tmp_path)
+    report = report_for(root, {5: "passed", 11: "passed", 17: "skipped"})
+
+    def outcome(ability: str, *cases: tuple[str, str]) -> dict[str, Any]:
+        return {"ability": ability, "page": "docs/index.md", "cases": [{"at": at, "status": status, "reason": ""} for at, status in cases]}
+
+    report["abilities"] = [
+        outcome("run-twice", ("docs/index.md:5", "passed"), ("docs/index.md:11", "failed")),
+        outcome("other-values", ("docs/index.md:5", "passed")),
+        outcome("counter-worlds", ("docs/index.md:11 sign-in-off", "passed")),
+        outcome("starts-from", ("docs/index.md:5 from fresh-install", "passed")),
+        outcome("new-terminal", ("section 'Check it' (line 9)", "passed"), ("the start of the page", "passed")),
+    ]
+    soup = build(root, report)
+    modelled = ", ".join(f"{k} {v}" for k, v in versions.modelled().items())
+    assert [text for _, text in marks(soup)] == [
+        f"\u2713 Tested 2026-11-30 against simulated {modelled}; also run twice, with other hostnames, from fresh-install",
+        f"\u2713 Tested 2026-11-30 against simulated {modelled}; also fails where it must; but failed: run twice",
+        "\u2013 Not run by the tests: needs a real browser",
+    ]
+    summary = soup.select_one(".page-tests-summary").get_text(" ", strip=True)
+    assert "2 of 3 steps passed, 1 not run, and again in a new terminal at each of 2 places." in summary
+
+
+def test_a_step_run_again_from_another_page_keeps_its_own_pages_verdict(tmp_path: Path) -> None:
+    """A page that returns to this one runs some of its steps again (`via`); the block's mark is its own page's run."""
+    root = site(tmp_path)
+    report = report_for(root, {5: "passed"})
+    report["snippets"] = [*report["snippets"], {**report["snippets"][0], "status": "failed", "via": "docs/other.md"}]
+    assert [cls for cls, _ in marks(build(root, report))] == ["verified-passed"]
 
 
 def test_each_page_says_under_its_title_when_it_was_tested_and_what_that_means(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ import hashlib
 import html
 import json
 import posixpath
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,19 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
+class Also:
+    """What a reader ability (scripts/reader.py) found for one block or page, in the words a mark uses."""
+
+    ability: str
+    status: str  # passed or failed
+    detail: str = ""  # the counter-world or starting state a case names
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     run: Run
     results: dict[tuple[str, int], Result]  # by (docs/page.md, fence line)
+    also: dict[str, tuple[Also, ...]] = field(default_factory=dict)  # by step id (docs/page.md:LINE), or by page for page-wide cases
 
     def for_page(self, page: str) -> dict[int, Result]:
         return {line: r for (p, line), r in self.results.items() if p == page}
@@ -83,14 +94,35 @@ def read_report(path: Path) -> Report | None:
     if not isinstance(run, dict) or not all("sha256" in e for e in raw["snippets"]):
         return None
     try:
-        results = {(str(e["page"]), int(e["line"])): Result(str(e["status"]), str(e.get("reason") or ""), str(e["sha256"])) for e in raw["snippets"]}
+        results: dict[tuple[str, int], Result] = {}
+        # A block's verdict is its own page's run; the same step reached from another page (`via`, returns-to) counts only without one.
+        for entry in sorted(raw["snippets"], key=lambda entry: bool(entry.get("via"))):
+            key = (str(entry["page"]), int(entry["line"]))
+            results.setdefault(key, Result(str(entry["status"]), str(entry.get("reason") or ""), str(entry["sha256"])))
         parsed = Run(str(run["date"]), run.get("commit"), run.get("dirty"), tuple((str(k), str(v)) for k, v in dict(run.get("versions") or {}).items()))
-    except (KeyError, TypeError, ValueError) as e:
-        raise ReportError(f"{path}: a snippet or the run record lacks a field ({e})") from None
+        also = abilities_by_step(raw.get("abilities") or [])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ReportError(f"{path}: a snippet, an ability or the run record lacks a field ({e})") from None
     unknown = sorted({r.status for r in results.values()} - set(STATUSES))
     if unknown:
         raise ReportError(f"{path}: unknown status {unknown[0]!r}")
-    return Report(parsed, results)
+    return Report(parsed, results, also)
+
+
+def abilities_by_step(outcomes: list[dict[str, Any]]) -> dict[str, tuple[Also, ...]]:
+    """The report's ability cases by the step they name (`docs/p.md:L`, `docs/p.md:L WORLD`, `docs/p.md:L from STATE`);
+    a case that names a section (a new terminal) counts for its page."""
+    found: dict[str, list[Also]] = {}
+    for outcome in outcomes:
+        for case in outcome["cases"]:
+            if case["status"] not in ("passed", "failed"):
+                continue
+            at = str(case["at"])
+            head, _, rest = at.partition(" ")
+            key = head if re.fullmatch(r".+\.md:\d+", head) else str(outcome["page"])
+            detail = rest.removeprefix("from ") if key == head else ""
+            found.setdefault(key, []).append(Also(str(outcome["ability"]), str(case["status"]), detail))
+    return {key: tuple(items) for key, items in found.items()}
 
 
 def report_path(app: Sphinx) -> Path | None:
@@ -157,7 +189,7 @@ def annotate(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     except ValueError:
         return  # a page outside the confdir (never in this project): nothing the tests run
     report = load(app)
-    marked = mark_blocks(doctree, page, report.for_page(page.path), report.run) if report is not None else {}
+    marked = mark_blocks(doctree, page, report) if report is not None else {}
     script = write_script(app, doctree, docname, page)
     paragraphs = []
     if report is not None and report.for_page(page.path):
@@ -195,9 +227,10 @@ def outermost(block: nodes.Element) -> nodes.Element:
     return block
 
 
-def mark_blocks(doctree: nodes.document, page: sn.Page, results: dict[int, Result], run: Run) -> dict[int, Result]:
+def mark_blocks(doctree: nodes.document, page: sn.Page, report: Report) -> dict[int, Result]:
     """Put a mark after each block whose verdict is in the report for its current text; returns them by line."""
     current = {s.line: s for s in page.snippets}
+    results = report.for_page(page.path)
     marked: dict[int, Result] = {}
     for block in list(blocks(doctree)):
         snippet = current.get(block.line or 0)
@@ -206,22 +239,47 @@ def mark_blocks(doctree: nodes.document, page: sn.Page, results: dict[int, Resul
             continue
         marked[snippet.line] = result
         anchor = outermost(block)
-        anchor.parent.insert(anchor.parent.index(anchor) + 1, nodes.raw("", mark_html(result, run), format="html"))
+        also = report.also.get(snippet.id, ()) if result.status == "passed" else ()
+        anchor.parent.insert(anchor.parent.index(anchor) + 1, nodes.raw("", mark_html(result, report.run, also), format="html"))
     return marked
 
 
-def mark_html(result: Result, run: Run) -> str:
-    """The mark under a block: its verdict in words (the icon only repeats it), with the run's date and what it modelled."""
+# How a mark names what an ability did with its block: passed, then failed.
+ALSO_PASSED = {"run-twice": "run twice", "other-values": "with other hostnames", "counter-worlds": "fails where it must", "starts-from": "from {n} starting states"}
+ALSO_FAILED = {"run-twice": "run twice", "other-values": "other hostnames", "counter-worlds": "a world where it must fail", "starts-from": "a starting state"}
+
+
+def also_text(also: tuple[Also, ...]) -> tuple[str, str]:
+    """What the block's abilities add to its mark: (what else passed, what else failed), each "" when nothing."""
+    passed, failed = [], []
+    for ability, words in ALSO_PASSED.items():
+        cases = [a for a in also if a.ability == ability]
+        if any(a.status == "failed" for a in cases):
+            failed.append(ALSO_FAILED[ability])
+        elif cases:
+            passed.append(words.format(n=len(cases)) if ability != "starts-from" or len(cases) > 1 else f"from {cases[0].detail}")
+    return ", ".join(passed), ", ".join(failed)
+
+
+def mark_html(result: Result, run: Run, also: tuple[Also, ...] = ()) -> str:
+    """The mark under a block: its verdict in words (the icon only repeats it), with the run's date and what it modelled,
+    and, smaller, what the reader abilities did with it."""
     icon = {"passed": "\u2713", "failed": "\u2717", "skipped": "\u2013"}[result.status]
     date = run.date[:10]
+    extra = ""
     if result.status == "passed":
         modelled = ", ".join(f"{product} {version}" for product, version in run.versions)
         text = f"Tested {date} against simulated {modelled}" if modelled else f"Tested {date}"
+        passed, failed = also_text(also)
+        if passed:
+            extra += f'<span class="verified-also">; also {html.escape(passed)}</span>'
+        if failed:
+            extra += f'<span class="verified-also verified-also-failed">; but failed: {html.escape(failed)}</span>'
     elif result.status == "failed":
         text = f"Failed in the test run of {date}"
     else:
         text = f"Not run by the tests: {result.reason}"
-    return f'<p class="verified-mark verified-{result.status}"><span class="verified-icon" aria-hidden="true">{icon}</span> {html.escape(text)}</p>\n'
+    return f'<p class="verified-mark verified-{result.status}"><span class="verified-icon" aria-hidden="true">{icon}</span> {html.escape(text)}{extra}</p>\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,6 +333,11 @@ def summary(app: Sphinx, docname: str, page: sn.Page, report: Report, marked: di
         link = f' (<a href="{html.escape(app.builder.get_relative_uri(docname, doc))}#{anchor}">what this means</a>)'
     elif doc == docname:
         link = f' (<a href="#{anchor}">what this means</a>)'
+    terminal = [a.status for a in report.also.get(page.path, ()) if a.ability == "new-terminal"]
+    if terminal and all(t == "passed" for t in terminal):
+        verdict += f", and again in a new terminal at each of {len(terminal)} places"
+    elif "failed" in terminal:
+        verdict += f", but {terminal.count('failed')} of {len(terminal)} runs in a new terminal failed"
     return f'<p class="page-tests-summary">Tested on {html.escape(day)}{commit}: {html.escape(verdict)}.{what}{link}.</p>'
 
 
