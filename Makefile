@@ -51,8 +51,8 @@ mutate: $(TEST_SET) $(NODE) ## break the docs on purpose (scripts/tools/mutation
 check: $(TEST_SET) ## run one page with live progress: make check PAGE=docs/api-keys.md
 	$(BIN)/python -m scripts.check $(PAGE)
 
-SCREENSHOTS := $(foreach shot,marks summary,$(foreach mode,light dark,$(shot)-$(mode).png))
-screenshots: ## copy the browser test's pictures of the marks into docs/_static/screenshots (run make test first)
+SCREENSHOTS := $(foreach shot,marks summary values,$(foreach mode,light dark,$(shot)-$(mode).png))
+screenshots: ## copy the browser test's pictures of the marks and of the reader's values into docs/_static/screenshots (run make test first)
 	mkdir -p docs/_static/screenshots
 	cd $(BUILDDIR)/browser && cp $(SCREENSHOTS) $(CURDIR)/docs/_static/screenshots/
 

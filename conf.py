@@ -124,6 +124,11 @@ copybutton_here_doc_delimiter = "EOF"
 # The default selector ("div.highlight pre") on purpose: readers paste env, YAML and Caddyfile
 # blocks into files too, and those have no `$ ` lines, so the button copies them verbatim.
 
+# -- Page scripts (scripts/sphinxext) ------------------------------------------
+# Every page whose steps a reader runs top to bottom offers them as one script (docs/testing.md, "The page
+# as a script"). These pages don't, with the reason: the reader runs only some of their blocks.
+page_scripts_exclude = {"troubleshooting": "each entry is for one symptom: run only the commands for the one you see"}
+
 # -- mermaid -----------------------------------------------------------------
 # mermaid's ESM build comes from npm (package.json pins the version sphinxcontrib-mermaid defaults
 # to) and _copy_mermaid below copies it into the build's _static/: the site loads nothing from a CDN.

@@ -16,7 +16,6 @@ import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from sphinx.util import logging
 
 from scripts import pagescript
 from scripts import snippets as sn
+from scripts.sphinxext import pages, values
+from scripts.sphinxext.doctree import insert_after_title, outermost
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +140,6 @@ def file_digest(path: Path | None) -> str:
         return ""
 
 
-@cache
-def copy_rules(conf_py: Path) -> sn.CopyRules:
-    return sn.load_copy_rules(conf_py)
-
-
 def load(app: Sphinx) -> Report | None:
     """The report for this build, read once per process (workers of a parallel write inherit it)."""
     path = report_path(app)
@@ -179,15 +175,9 @@ def annotate(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     """Mark the page's tested blocks, add its summary under the title, and write its script."""
     if app.builder.format != "html" or doctree.next_node(nodes.literal_block) is None:
         return  # no code block: nothing to mark, no script (and the page need not be parsed again)
-    source = Path(app.env.doc2path(docname))
-    root = Path(app.confdir)
-    try:
-        page = sn.parse_page(source, root, copy_rules(root / "conf.py"))
-    except sn.SnippetError as e:
-        logger.warning(f"{e.message} (the tests cannot read this page either)", location=(docname, e.line), type="verified", subtype="page")
+    page = pages.page_of(app, docname)
+    if page is None:
         return
-    except ValueError:
-        return  # a page outside the confdir (never in this project): nothing the tests run
     report = load(app)
     marked = mark_blocks(doctree, page, report) if report is not None else {}
     script = write_script(app, doctree, docname, page)
@@ -218,13 +208,6 @@ def add_static_path(app: Sphinx) -> None:
 def blocks(doctree: nodes.document) -> Iterator[nodes.literal_block]:
     yield from doctree.findall(nodes.literal_block)
 
-
-def outermost(block: nodes.Element) -> nodes.Element:
-    """The node to put a mark after: a captioned block's wrapper, else the block itself."""
-    parent = block.parent
-    if isinstance(parent, nodes.container) and "literal-block-wrapper" in parent["classes"]:
-        return parent
-    return block
 
 
 def mark_blocks(doctree: nodes.document, page: sn.Page, report: Report) -> dict[int, Result]:
@@ -287,13 +270,6 @@ def mark_html(result: Result, run: Run, also: tuple[Also, ...] = ()) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def insert_after_title(doctree: nodes.document, node: nodes.Node) -> None:
-    section = next(iter(doctree.findall(nodes.section)), None)
-    if section is None or not section.children or not isinstance(section[0], nodes.title):
-        doctree.insert(0, node)
-        return
-    section.insert(1, node)
-
 
 def relative(docname: str, target: str) -> str:
     """`target` (a path in the output folder) as a link from the page `docname`."""
@@ -352,28 +328,48 @@ def sections_of(block: nodes.Element) -> tuple[str, ...]:
     return tuple(reversed(titles))[1:]
 
 
+def page_url(app: Sphinx, docname: str) -> str:
+    """The page's published address (html_baseurl), or "" when the site has none."""
+    base = getattr(app.config, "html_baseurl", "") or ""
+    return posixpath.join(base, app.builder.get_target_uri(docname)) if base else ""
+
+
+def goes_on(app: Sphinx, page: sn.Page) -> str:
+    """Where the page's reader goes on after it (`returns-to`), as the script's last comment."""
+    if page.returns_to is None:
+        return ""
+    target, label = page.returns_to
+    docname = target.removesuffix(".md")
+    where = page_url(app, docname) or f"docs/{target}"
+    return f"The page goes on in {where}#{nodes.make_id(label)} (docs/{target}, from its target ({label})=): continue there."
+
+
 def write_script(app: Sphinx, doctree: nodes.document, docname: str, page: sn.Page) -> str | None:
     """Write the page's script into the output folder; the paragraph that offers it, or None when the page gets none."""
-    if pagescript.unscriptable(page) is not None:
+    if docname in app.config.page_scripts_exclude or pagescript.unscriptable(page) is not None:
         return None
     where = {block.line: sections_of(block) for block in blocks(doctree) if block.line}
     steps = [pagescript.Step(s, where.get(s.line, ())) for s in page.snippets if s.kind == "shell" or s.apply is not None]
     title = next((t.astext() for t in doctree.findall(nodes.title)), docname)
-    base = getattr(app.config, "html_baseurl", "") or ""
-    url = posixpath.join(base, app.builder.get_target_uri(docname)) if base else ""
+    resume = pagescript.resume_block(page) if page.continues else None
     name = f"{SCRIPTS_DIR}/{docname}.sh"
     target = Path(app.outdir) / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(pagescript.page_script(title, page.path, steps, url), encoding="utf-8")
+    script = pagescript.page_script(title, page.path, steps, page_url(app, docname), resume=resume, goes_on=goes_on(app, page))
+    target.write_text(script, encoding="utf-8")
     count = sum(1 for s in steps if not s.snippet.skip_reason)
+    # Where the script holds the reader's values, for your-values.js to put theirs into the download (scripts/sphinxext/values.py).
+    found = values.spans(script, pages.reader_values(app).values)
+    spans_attr = f" data-your-values='{html.escape(json.dumps(found, separators=(',', ':')))}'" if found else ""
     return (
-        f'<p class="page-tests-script"><a class="reference download" href="{html.escape(relative(docname, name))}" download>'
+        f'<p class="page-tests-script"><a class="reference download" href="{html.escape(relative(docname, name))}" download{spans_attr}>'
         f"Download this page's commands as one script</a> ({count} steps, bash), to read and run on your server.</p>"
     )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("verified_report", "_build/snippets/report.json", "env", types=[str])
+    app.add_config_value("page_scripts_exclude", {}, "env", types=[dict])
     app.connect("builder-inited", add_static_path)
     app.connect("env-get-outdated", reread_when_the_report_changes)
     app.connect("doctree-resolved", annotate)
