@@ -6,6 +6,7 @@ import json
 import shutil
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bs4 import BeautifulSoup
@@ -86,15 +87,49 @@ def test_the_built_writers_page_shows_every_annotation_and_check(site_html: Path
     assert listed == {name for name, (kind, _) in checks.USAGE.items() if kind != "verify"}
 
 
+def bench_report(*metrics: dict[str, Any], load: float = 0.5) -> dict[str, Any]:
+    """A make bench report as scripts/tools/bench.py writes it, with these metrics."""
+    return {"machine": {"load_before": {"1min": load}}, "metrics": list(metrics), "errors": {}}
+
+
+def metric(name: str, median: float, budget: float | None = None) -> dict[str, Any]:
+    verdict = "" if budget is None else ("meets" if median <= budget else "over")
+    return {"name": name, "unit": "s", "median": median, "min": median - 0.1, "max": median + 0.2, "repeats": 3, "budget": budget, "verdict": verdict, "note": ""}
+
+
 def test_recorded_figures_are_what_the_page_shows(tmp_path: Path) -> None:
-    """Each tool records its own section; the page renders medians, ranges and budgets from them."""
+    """Each tool records its own section; the page renders medians, ranges, budgets and when each was measured."""
     path = tmp_path / "figures.json"
-    metric = {"name": "build: cold make html", "unit": "s", "median": 1.4, "min": 1.3, "max": 1.6, "repeats": 3, "budget": 2.0, "verdict": "meets", "note": ""}
-    figures.record("bench", {"load_before": {}, "metrics": [metric], "errors": {}}, path)
+    figures.record("bench", figures.bench_section(bench_report(metric("build: cold make html", 1.4, 2.0)), path=path), path)
     mutate = {"killed": 76, "survived": 3, "accepted_survivors": 3, "kill_rate": 1.0, "required_kill_rate": 0.95, "wall_seconds": 79.0, "jobs": 2}
-    figures.record("mutate", mutate, path)
+    figures.record("mutate", mutate | {"equivalents": 12, "false_alarms": 0}, path)
     text = writers.figures_markdown(json.loads(path.read_text()))
-    assert "| build: cold make html | 1.4 s (1.3 to 1.6) | 2 s (meets) |" in text
+    today = figures.today()
+    assert f"| build: cold make html | 1.4 s (1.3 to 1.6) | 2 s (meets) | {today}, load 0.5 |" in text
     assert "76 of 79 mutations caught; 3 survivors accepted as harmless" in text
+    assert "The 12 correct rewrites that must pass gave 0 false alarms." in text
     with pytest.raises(ValueError, match="unknown figures section"):
         figures.record("guesses", {}, path)
+
+
+def test_a_partial_bench_run_replaces_only_the_figures_it_measured(tmp_path: Path) -> None:
+    """`bench --only install --record` must not drop the build and test figures an earlier full run recorded."""
+    path = tmp_path / "figures.json"
+    figures.record("bench", figures.bench_section(bench_report(metric("build: cold", 1.4), metric("install: docs set", 40.0)), path=path), path)
+    figures.record("bench", figures.bench_section(bench_report(metric("install: docs set", 30.0), load=2.0), partial=True, path=path), path)
+    recorded = json.loads(path.read_text())["bench"]["metrics"]
+    assert [(m["name"], m["median"], m["load_before"]) for m in recorded] == [("build: cold", 1.4, 0.5), ("install: docs set", 30.0, 2.0)]
+
+
+def test_the_stability_runs_under_load_have_their_own_line(tmp_path: Path) -> None:
+    """A `--hog` run records beside the plain one: each is a different claim."""
+    path = tmp_path / "figures.json"
+    run = {"runs": 20, "workers": 2, "green_runs": 20, "flaky": {}, "distinct_page_orders": 11, "wall_seconds": {"min": 68.0, "median": 124.0, "max": 185.0}}
+    per_run = [{"passed": 100, "failed": 0, "skipped": 9, "errors": 0}]
+    figures.record("stability", figures.stability_section(run | {"per_run": per_run}), path)
+    figures.record("stability-hog", figures.stability_section(run | {"cpu_hog": 2, "per_run": per_run}), path)
+    lines = writers.figures_markdown(json.loads(path.read_text())).splitlines()
+    hog = next(line for line in lines if line.startswith("Stability under load"))
+    assert "a busy loop on each of 2 cores" in hog
+    assert "(2 workers, 109 tests a run): 20 of 20 runs green, 0 flaky tests" in hog
+    assert any(line.startswith("Stability run, half of the runs in a shuffled page order,") for line in lines)

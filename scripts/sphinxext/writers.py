@@ -100,35 +100,60 @@ def figure(metric: dict[str, Any]) -> str:
     return value
 
 
+def measured(metric: dict[str, Any], bench: dict[str, Any]) -> str:
+    """When a metric was measured and the machine's load then (a partial run keeps older metrics with their own)."""
+    date = metric.get("date") or bench["date"]
+    load = metric.get("load_before", bench.get("load_before", {}).get("1min"))
+    return f"{date}, load {load:.1f}" if isinstance(load, (int, float)) else str(date)
+
+
+def stability_line(run: dict[str, Any], what: str) -> str:
+    walls = run["wall_seconds"]
+    tests = f", {run['tests_per_run']} tests a run" if "tests_per_run" in run else ""
+    orders = f", {run['distinct_page_orders']} page orders" if "distinct_page_orders" in run else ""
+    load = f", load average {run['machine']['load_average'][0]:.1f} at the end" if "machine" in run else ""
+    note = f" ({run['note']})" if run.get("note") else ""
+    return (
+        f"{what} on {run['date']} ({run['workers']} workers{tests}): {run['green_runs']} of {run['runs']} runs green, "
+        f"{len(run['flaky'])} flaky tests{orders}; wall median {number(walls['median'])} s "
+        f"({number(walls['min'])} to {number(walls['max'])} s){load}.{note}\n"
+    )
+
+
 def figures_markdown(data: dict[str, Any]) -> str:
     """The recorded figures (docs/_data/figures.json) as the page shows them: a table of the benchmark, a line each for mutations and stability."""
     parts = []
     bench = data.get("bench")
     if bench:
-        before = bench.get("load_before", {}).get("1min")
-        started = f"{before:.2f} when it started and " if before is not None else ""
         parts.append(
-            f"`make bench` on {bench['date']}, on {bench['machine']['cpus']} CPUs with a load average of {started}{bench['machine']['load_average'][0]:.2f} "
-            "when it finished (the median of its repeats after a warm-up, with the range):\n"
+            f"`make bench` on {bench['machine']['cpus']} CPUs: the median of each figure's repeats after a warm-up, with the range, "
+            "and when it was measured, with the machine's load average (1 minute) as the run began:\n"
         )
-        rows = [(m["name"], figure(m), "" if m["budget"] is None else f"{number(m['budget'])} {m['unit']} ({m['verdict']})") for m in bench["metrics"]]
-        parts.append(table(("What", "Figure", "Budget"), rows))
+        rows = [
+            (m["name"], figure(m), "" if m["budget"] is None else f"{number(m['budget'])} {m['unit']} ({m['verdict']})", measured(m, bench))
+            for m in bench["metrics"]
+        ]
+        parts.append(table(("What", "Figure", "Budget", "Measured"), rows))
     mutate = data.get("mutate")
     if mutate:
+        equivalents = (
+            f" The {mutate['equivalents']} correct rewrites that must pass gave {mutate['false_alarms']} false alarms."
+            if "equivalents" in mutate
+            else ""
+        )
         parts.append(
             f"`make mutate` on {mutate['date']}: {mutate['killed']} of {mutate['killed'] + mutate['survived']} mutations caught; "
             f"{mutate['accepted_survivors']} survivors accepted as harmless (each with its reason in the catalogue); "
             f"kill rate without them {mutate['kill_rate']:.1%} (required {mutate['required_kill_rate']:.0%}), "
-            f"{number(mutate['wall_seconds'])} s with {mutate['jobs']} jobs.\n"
+            f"{number(mutate['wall_seconds'])} s with {mutate['jobs']} jobs.{equivalents}\n"
         )
     stability = data.get("stability")
     if stability:
-        walls = stability["wall_seconds"]
-        parts.append(
-            f"Stability run on {stability['date']}: {stability['green_runs']} of {stability['runs']} runs green with {stability['workers']} workers, "
-            f"{len(stability['flaky'])} flaky tests, {stability['distinct_page_orders']} page orders; wall median {number(walls['median'])} s "
-            f"({number(walls['min'])} to {number(walls['max'])} s).\n"
-        )
+        parts.append(stability_line(stability, "Stability run, half of the runs in a shuffled page order,"))
+    hog = data.get("stability-hog")
+    if hog:
+        what = f"Stability under load (`--hog`: a busy loop on each of {hog.get('cpu_hog', '?')} cores; the doc tests with the executor's and the fault tests)"
+        parts.append(stability_line(hog, what))
     return "\n".join(parts) or "No figures are recorded yet.\n"
 
 

@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write(ns.out, records, ns)  # what is known so far: a long run can be watched, and survives an interruption
     summary = write(ns.out, records, ns)
     if ns.record:
-        figures.record("stability", figures.stability_section(summary))
+        figures.record("stability-hog" if ns.hog else "stability", figures.stability_section(summary))
     walls = summary["wall_seconds"]
     print(
         f"{summary['runs']} runs, {summary['green_runs']} all green; {len(summary['flaky'])} flaky tests; "
