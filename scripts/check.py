@@ -701,6 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except toolchain.ToolchainMissing as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if ns.report_dir.exists() and not ns.report_dir.is_dir():
+        parser.error(f"--report-dir {ns.report_dir} is a file, not a folder")
     targets = select_targets(ns.pages, ns.k)
     if ns.shell and len(targets) != 1:
         parser.error(f"--shell opens one page's world; {len(targets)} pages are selected (name one PAGE[:LINE])")
