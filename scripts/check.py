@@ -113,15 +113,27 @@ def tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.rstrip("\n").split("\n")[-lines:])
 
 
+def step_line_of(text: str, command: str, earlier: Sequence[FailedCommand]) -> int:
+    """The line of the step that holds `command` (0 when unknown): the ERR trap's line for it, else the last line that
+    holds the text of its first line, spaces aside (bash shows `2>/dev/null` as `2> /dev/null`)."""
+    known = [f.line for f in earlier if f.command == command and f.line > 0]
+    if known:
+        return known[-1]
+    wanted = "".join(command.split("\n", 1)[0].split())
+    found = [i for i, line in enumerate(text.split("\n"), 1) if wanted and wanted in "".join(line.split())]
+    return found[-1] if found else 0
+
+
 def failed_command(s: sn.Snippet, failures: Sequence[FailedCommand], status: int | None, rules: sn.CopyRules) -> str:
     """`; `COMMAND` exited with status N at docs/p.md:LINE (line K of the step)`: the command that ended the step."""
     if not failures:
         return ""
     last = failures[-1]
     which = "" if last.status == status else "the last command that failed: "
+    line = last.line or step_line_of(s.text, last.command, failures[:-1])
     origins = sn.copy_origins(s, rules)
-    where = s.line + 1 + origins[last.line - 1] if 1 <= last.line <= len(origins) else None
-    at = f"{s.page}:{where} (line {last.line} of the step)" if where else f"line {last.line} of the step"
+    where = s.line + 1 + origins[line - 1] if 1 <= line <= len(origins) else None
+    at = f"{s.page}:{where} (line {line} of the step)" if where else (f"line {line} of the step" if line else "a line of the step bash did not say")
     command = last.command if len(last.command) <= 160 else last.command[:159] + "\u2026"
     return f"; {which}`{command}` exited with status {last.status} at {at}"
 

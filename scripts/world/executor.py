@@ -63,6 +63,12 @@ if [[ -f {STATE} ]]; then
   . {STATE} >/dev/null  # `declare -f NAME` (re-exporting functions) would print NAME's body
 fi
 __world_save() {{
+  local __world_status=$?
+  # A command that fails inside a `&&` list runs no ERR trap, yet its status is the step's: `$1` is the last
+  # command bash ran (BASH_COMMAND as the trap began); its line is unknown here (0), the host finds it.
+  if (( __world_status != 0 )); then
+    __world_err "$__world_status" 0 "$1"
+  fi
   set +o errexit +o nounset
   local __world_name
   local -a __world_names=()
@@ -82,7 +88,7 @@ __world_save() {{
   }} >{SESSION}/state.new 2>/dev/null
   printf '%s' "$PWD" >{SESSION}/cwd.new
 }}
-trap __world_save EXIT
+trap '__world_save "$BASH_COMMAND"' EXIT
 # Which command failed, and on which line of the step: recorded, never printed, so the output stays the step's own.
 __world_err() {{
   printf '%s\\t%s\\t%s\\n' "$1" "$2" "${{3//$'\\n'/ }}" >>{ERRORS} 2>/dev/null
