@@ -20,7 +20,7 @@ DOCS_SET := .venv/.installed
 TEST_SET := .venv/.installed-test
 NODE := node_modules/.installed
 
-.PHONY: help html livehtml linkcheck test lint bench mutate check clean node_modules
+.PHONY: help html livehtml linkcheck test lint bench mutate check screenshots clean node_modules
 
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -42,14 +42,19 @@ lint: $(TEST_SET) ## ruff check, ruff format --check, mypy --strict (scripts/)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(TEST_SET) $(NODE) ## measure installs, the build, the doc tests, the sandbox and page weights; writes _build/bench.json
-	$(BIN)/python -m scripts.tools.bench
+bench: $(TEST_SET) $(NODE) ## measure installs, the build, the doc tests, the sandbox and page weights; writes _build/bench.json and docs/_data/figures.json
+	$(BIN)/python -m scripts.tools.bench --record
 
-mutate: $(TEST_SET) $(NODE) ## break the docs on purpose (scripts/tools/mutations.yaml) and count what the tests catch
-	$(BIN)/python -m scripts.tools.mutate
+mutate: $(TEST_SET) $(NODE) ## break the docs on purpose (scripts/tools/mutations.yaml) and count what the tests catch; records the figures
+	$(BIN)/python -m scripts.tools.mutate --record
 
 check: $(TEST_SET) ## run one page with live progress: make check PAGE=docs/api-keys.md
 	$(BIN)/python -m scripts.check $(PAGE)
+
+SCREENSHOTS := $(foreach shot,marks summary values,$(foreach mode,light dark,$(shot)-$(mode).png))
+screenshots: ## copy the browser test's pictures of the marks and of the reader's values into docs/_static/screenshots (run make test first)
+	mkdir -p docs/_static/screenshots
+	cd $(BUILDDIR)/browser && cp $(SCREENSHOTS) $(CURDIR)/docs/_static/screenshots/
 
 node_modules: $(NODE) ## install mermaid and axe-core from package-lock.json
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from sphinx.errors import ConfigError
 from sphinxcontrib.mermaid import mermaid
 
 ROOT = Path(__file__).resolve().parent
+# Our own extension (scripts/sphinxext) is imported from the repository; sphinx-build does not put conf.py's folder on the path.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 # -- Project -----------------------------------------------------------------
 
@@ -37,7 +41,8 @@ SITE_URL = SITE_URL.rstrip("/") + "/"
 
 # -- General -----------------------------------------------------------------
 
-extensions = ["myst_parser", "sphinx_copybutton", "sphinx_design", "sphinxcontrib.mermaid", "sphinxext.opengraph", "notfound.extension"]
+# scripts.sphinxext: the test report on the pages (verified marks, page scripts), the reader's values and the writers' generated tables.
+extensions = ["myst_parser", "sphinx_copybutton", "sphinx_design", "sphinxcontrib.mermaid", "sphinxext.opengraph", "notfound.extension", "scripts.sphinxext"]
 # MyST pages only: the snippet tests read docs/**/*.md, so a page in another format would go untested.
 source_suffix = {".md": "markdown"}
 # Every cross-reference must resolve (the Makefile passes --nitpicky too; this covers other front ends).
@@ -118,6 +123,11 @@ copybutton_line_continuation_character = "\\"
 copybutton_here_doc_delimiter = "EOF"
 # The default selector ("div.highlight pre") on purpose: readers paste env, YAML and Caddyfile
 # blocks into files too, and those have no `$ ` lines, so the button copies them verbatim.
+
+# -- Page scripts (scripts/sphinxext) ------------------------------------------
+# Every page whose steps a reader runs top to bottom offers them as one script (docs/testing.md, "The page
+# as a script"). These pages don't, with the reason: the reader runs only some of their blocks.
+page_scripts_exclude = {"troubleshooting": "each entry is for one symptom: run only the commands for the one you see"}
 
 # -- mermaid -----------------------------------------------------------------
 # mermaid's ESM build comes from npm (package.json pins the version sphinxcontrib-mermaid defaults

@@ -7,22 +7,26 @@ This is the one runner: pytest (tests/test_docs.py) and the writers' CLI
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from scripts import replay, toolchain
+from scripts import catalogue, replay, toolchain, update, versions
 from scripts import snippets as sn
 from scripts.contract import check_traffic
 from scripts.replay import Claim
-from scripts.sandbox import World
+from scripts.sandbox import FailedCommand, World
+from scripts.terminal import interactive_shell
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -45,6 +49,8 @@ class Verdict:
     output: str = ""
     standins: tuple[str, ...] = ()
     checks: tuple[str, ...] = ()
+    # Failed only because the output differs from what the page shows: `--update` may rewrite the block.
+    output_differs: bool = False
     via: str = ""  # the page whose run this step belongs to, when the step is another page's (`returns-to`)
 
     def as_json(self) -> dict[str, Any]:
@@ -55,6 +61,7 @@ class Verdict:
             "page": s.page,
             "line": s.line,
             "language": s.lang,
+            "sha256": s.digest,
             "status": self.status,
             "reason": self.reason,
             "seconds": round(self.seconds, 4),
@@ -67,7 +74,7 @@ class Verdict:
 
 def is_step(snippet: sn.Snippet) -> bool:
     """A step is what the reader does: a shell fence, or a config fence the page applies or verifies."""
-    return snippet.kind == "shell" or snippet.apply is not None or snippet.verify is not None
+    return snippet.is_step
 
 
 def match_output(expected: str, actual: str) -> bool:
@@ -107,6 +114,31 @@ def unshown_errors(output: str, shown: str | None) -> list[str]:
 
 def tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.rstrip("\n").split("\n")[-lines:])
+
+
+def step_line_of(text: str, command: str, earlier: Sequence[FailedCommand]) -> int:
+    """The line of the step that holds `command` (0 when unknown): the ERR trap's line for it, else the last line that
+    holds the text of its first line, spaces aside (bash shows `2>/dev/null` as `2> /dev/null`)."""
+    known = [f.line for f in earlier if f.command == command and f.line > 0]
+    if known:
+        return known[-1]
+    wanted = "".join(command.split("\n", 1)[0].split())
+    found = [i for i, line in enumerate(text.split("\n"), 1) if wanted and wanted in "".join(line.split())]
+    return found[-1] if found else 0
+
+
+def failed_command(s: sn.Snippet, failures: Sequence[FailedCommand], status: int | None, rules: sn.CopyRules) -> str:
+    """`; `COMMAND` exited with status N at docs/p.md:LINE (line K of the step)`: the command that ended the step."""
+    if not failures:
+        return ""
+    last = failures[-1]
+    which = "" if last.status == status else "the last command that failed: "
+    line = last.line or step_line_of(s.text, last.command, failures[:-1])
+    origins = sn.copy_origins(s, rules)
+    where = s.line + 1 + origins[line - 1] if 1 <= line <= len(origins) else None
+    at = f"{s.page}:{where} (line {line} of the step)" if where else (f"line {line} of the step" if line else "a line of the step bash did not say")
+    command = last.command if len(last.command) <= 160 else last.command[:159] + "\u2026"
+    return f"; {which}`{command}` exited with status {last.status} at {at}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +197,12 @@ def find_shellcheck() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+@cache
+def copy_rules(root: Path) -> sn.CopyRules:
+    """conf.py's copy rules, read once per root (reading runs conf.py)."""
+    return sn.load_copy_rules(root / "conf.py")
+
+
 def load_page(path: Path, root: Path = REPO) -> sn.Page:
     return sn.parse_page(path, root, sn.load_copy_rules(root / "conf.py"))
 
@@ -214,12 +252,18 @@ class PageRun:
     failed_at: str | None = None
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     startup_error: str | None = None
+    # With `--update`, a step whose only fault is its shown output does not stop the page.
+    continue_on_output: bool = False
     mine: dict[str, str] | None = None
     begin: Start | None = None
     cached_steps: list[sn.Snippet] | None = None
     publish: bool = False
     claims: dict[int | None, Claim] = field(default_factory=dict)
     next_step: int = 0
+
+    @property
+    def rules(self) -> sn.CopyRules:
+        return copy_rules(self.root)
 
     def __post_init__(self) -> None:
         if self.mine:
@@ -417,7 +461,7 @@ class PageRun:
         v = self.execute(s)
         if s.page != self.page.path:
             v = replace(v, via=self.page.path)
-        if v.status == "failed":
+        if v.status == "failed" and not (v.output_differs and self.continue_on_output):
             self.failed_at = s.id
         return v
 
@@ -445,7 +489,7 @@ class PageRun:
         if r.timed_out:
             problems.append(f"timed out after {timeout:g} s; its whole process group was killed")
         elif r.rc != s.exit:
-            problems.append(f"exit status {r.rc}, the page implies {s.exit}")
+            problems.append(f"exit status {r.rc}, the page implies {s.exit}" + (failed_command(s, r.failed_commands, r.rc, self.rules) if r.rc else ""))
         failed_calls = [c for c in r.standins if c.get("rc") not in (0, None)]
         if s.exit == 0 and failed_calls and not problems:
             # A docker/sudo/ssh call that fails inside a step the page says succeeds is an error hidden
@@ -460,9 +504,9 @@ class PageRun:
         if r.leftover:
             problems.append("left processes running (killed): " + "; ".join(r.leftover))
         shown = s.expected_output
-        if not problems and shown is not None and s.output_mode == "exact" and not match_output(shown, r.output):
-            problems.append("output differs from what the page shows:\n--- page\n" + shown.rstrip("\n") + "\n--- actual\n" + tail(r.output))
+        differs = not problems and shown is not None and s.output_mode == "exact" and not match_output(shown, r.output)
         done_checks: list[str] = []
+        # The effect checks run even when only the shown output differs: `--update` needs to know the step is otherwise right.
         if not problems:
             for c in s.checks:
                 args = dict(c.args)
@@ -472,11 +516,15 @@ class PageRun:
                 if not res.ok:
                     problems.append(f"check {c.name} failed: {res.detail}")
                     break
+        if differs:
+            assert shown is not None
+            problems.insert(0, "output differs from what the page shows:\n--- page\n" + shown.rstrip("\n") + "\n--- actual\n" + tail(r.output))
         problems += [f"shellcheck {f.code} at {s.page}:{f.line}: {f.message}" for f in self.findings.get(s.id, [])]
         # The world itself is on trial too: a fake that answered unlike the real service makes the verdict worthless.
         problems += check_traffic(traffic, s.id)
         if problems:
-            return Verdict(s, "failed", "\n".join(problems), checks=tuple(done_checks), **base)  # type: ignore[arg-type]
+            only_output = differs and len(problems) == 1
+            return Verdict(s, "failed", "\n".join(problems), checks=tuple(done_checks), output_differs=only_output, **base)  # type: ignore[arg-type]
         return Verdict(s, "passed", checks=tuple(done_checks), **base)  # type: ignore[arg-type]
 
     def execute_config(self, s: sn.Snippet) -> Verdict:
@@ -534,21 +582,48 @@ def write_page_report(page: str, verdicts: Sequence[Verdict], directory: Path = 
     return out
 
 
+def source_revision(root: Path = REPO) -> dict[str, Any]:
+    """The commit the pages were run at, and whether the work tree differed from it (None outside a git checkout)."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": head, "dirty": bool(status.strip())}
+
+
+def run_record(root: Path = REPO) -> dict[str, Any]:
+    """What the run was, for the site's marks: its date, the commit and the versions the world models."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **source_revision(root),
+        "versions": versions.modelled(),
+        "services": "simulated: fake Authentik and Reflector API, stand-ins for docker, sudo, ssh and nano (docs/testing.md)",
+    }
+
+
 def merge_report(directory: Path = REPORT_DIR, *, sandbox: str = "bubblewrap", wall_seconds: float | None = None) -> dict[str, Any]:
-    """Join this run's per-page files into directory/report.json."""
+    """Join this run's per-page files into directory/report.json, with what the run was (run_record)."""
     entries: list[dict[str, Any]] = []
     for f in sorted(pages_dir(directory).glob("*.json")):
         entries.extend(json.loads(f.read_text()))
     # What scripts/reader.py found beside the plain run: one entry per page and ability.
     abilities = [json.loads(f.read_text()) for f in sorted((pages_dir(directory) / "abilities").glob("*.json"))]
-    report = build_report(entries, abilities, sandbox=sandbox, wall_seconds=wall_seconds)
-    (directory / "report.json").write_text(json.dumps(report, indent=1))
+    report = build_report(entries, abilities, sandbox=sandbox, wall_seconds=wall_seconds, run=run_record())
+    # Written aside and renamed, so the site build never reads a half-written report.
+    partial = directory / f".report.json.{os.getpid()}"
+    partial.write_text(json.dumps(report, indent=1))
+    partial.replace(directory / "report.json")
     return report
 
 
-def build_report(entries: Sequence[dict[str, Any]], abilities: Sequence[dict[str, Any]], *, sandbox: str, wall_seconds: float | None) -> dict[str, Any]:
-    """The report of these verdicts and ability outcomes, in page then line (ability) order, so shards' reports join into the one a single run writes."""
-    ordered = sorted(entries, key=lambda e: (e["page"], e["line"]))
+def build_report(
+    entries: Sequence[dict[str, Any]], abilities: Sequence[dict[str, Any]], *, sandbox: str, wall_seconds: float | None, run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report of these verdicts and ability outcomes, in page then line (ability) order, so shards' reports join into the one a single run writes.
+
+    A step that another page's run reached too (`returns-to`) is reported once per run, its own page's first."""
+    ordered = sorted(entries, key=lambda e: (e["page"], e["line"], e.get("via", "")))
     outcomes = sorted(abilities, key=lambda o: (o["page"], o["ability"]))
     counts = {k: sum(1 for e in ordered if e["status"] == k) for k in ("passed", "failed", "skipped")}
     by_ability = {
@@ -556,6 +631,7 @@ def build_report(entries: Sequence[dict[str, Any]], abilities: Sequence[dict[str
         for a in sorted({o["ability"] for o in outcomes})
     }
     return {
+        **({"run": run} if run is not None else {}),
         "snippets": ordered,
         "abilities": outcomes,
         "summary": {
@@ -574,70 +650,232 @@ def build_report(entries: Sequence[dict[str, Any]], abilities: Sequence[dict[str
 # ---------------------------------------------------------------------------------------------
 
 
-def check_page(path: Path, *, keep: Path | None = None, on_verdict: Callable[[Verdict], None] | None = None) -> list[Verdict]:
-    """Run one page from a fresh world; return a verdict per step, in page order."""
-    run = PageRun(load_page(path), keep=keep)
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A page to run, the site it belongs to, and the line up to which its steps run (None: all of them)."""
+
+    path: Path
+    root: Path
+    upto: int | None = None
+
+    @property
+    def label(self) -> str:
+        rel = self.path.relative_to(self.root).as_posix()
+        return rel if self.upto is None else f"{rel}:{self.upto}"
+
+
+def site_root(page: Path) -> Path:
+    """The folder holding conf.py and the docs/ folder the page is in (the repository, or a copy of its site)."""
+    for parent in page.parents:
+        if parent.name == "docs" and (parent.parent / "conf.py").is_file():
+            return parent.parent
+    raise SystemExit(f"{page} is not in a docs/ folder next to a conf.py")
+
+
+def parse_target(arg: str) -> Target:
+    """`docs/page.md` or `docs/page.md:LINE`."""
+    path, line = arg, None
+    m = re.fullmatch(r"(.+):(\d+)", arg)
+    if m and not Path(arg).exists():
+        path, line = m.group(1), int(m.group(2))
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise SystemExit(f"no such page: {path}")
+    return Target(p, site_root(p), line)
+
+
+def select_targets(args: Sequence[str], pattern: str | None) -> list[Target]:
+    """The pages named (every page under docs/ when none is), narrowed to those whose path contains `pattern`."""
+    targets = [parse_target(a) for a in args] or [Target(p.resolve(), REPO) for p in sn.discover_pages(REPO)]
+    if pattern:
+        targets = [t for t in targets if pattern in t.label]
+        if not targets:
+            raise SystemExit(f"no page matches -k {pattern!r}")
+    return targets
+
+
+def beyond(s: sn.Snippet, page: sn.Page, upto: int | None) -> bool:
+    """Whether a run up to `page`'s line `upto` stops before step `s` (a step of the page it returns to comes after all of its own)."""
+    return upto is not None and (s.page != page.path or s.line > upto)
+
+
+def check_page(path: Path, *, keep: Path | None = None, on_verdict: Callable[[Verdict], None] | None = None, upto: int | None = None, root: Path = REPO) -> list[Verdict]:
+    """Run one page from a fresh world; return a verdict per step, in page order (only the steps up to line `upto`, if given)."""
+    run = PageRun(load_page(path, root), root=root, keep=keep)
     verdicts: list[Verdict] = []
     try:
         run.start()
         for s in run.steps():
-            v = run.step(s)
-            verdicts.append(v)
+            if beyond(s, run.page, upto):
+                break
+            verdicts.append(run.step(s))
             if on_verdict:
-                on_verdict(v)
+                on_verdict(verdicts[-1])
     finally:
         run.close()
     return verdicts
 
 
-def iter_pages(args: Sequence[str]) -> Iterator[Path]:
-    for a in args or [str(p) for p in sn.discover_pages(REPO)]:
-        p = Path(a).resolve()
-        if not p.exists():
-            raise SystemExit(f"no such page: {a}")
-        yield p
+def shell_banner(page: sn.Page, at: sn.Snippet, failure: Verdict | None) -> str:
+    """What the writer reads when the shell opens: where it is, what failed, what the shell holds."""
+    indent = "    "
+    if failure is not None:
+        lines = [f"A shell inside the world of {page.path}, at the step that failed, {at.id}:"]
+        lines += [indent + line for line in failure.reason.splitlines()[:12]]
+        lines += ["Variables, functions and the working directory are as that step found them; files are as it left them."]
+    else:
+        lines = [f"A shell inside the world of {page.path}, after the step {at.id}: the session and the files are as it left them."]
+    lines += [
+        "The fake services (Authentik, Reflector's API, Caddy) and the stand-ins for docker, sudo, ssh and nano are running.",
+        'The step\'s text is in $STEP (run it again here with: source "$STEP"):',
+        *(indent + line for line in (at.text if at.kind == "shell" else at.source).rstrip("\n").split("\n")),
+        "Leave with exit or Ctrl-D: the world is then removed (add --keep to keep its files).",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def update_page(target: Target, page: sn.Page, verdicts: Sequence[Verdict]) -> str:
+    """Rewrite the shown output of the page's blocks whose only fault was their output; the diff ("" when none)."""
+    # Only this page's blocks: a step of the page it returns to is rewritten when that page itself runs.
+    changed = [v for v in verdicts if v.output_differs and v.snippet.page == page.path]
+    if not changed:
+        return ""
+    path = target.path
+    old = path.read_text(encoding="utf-8")
+    text = old
+    for v in sorted(changed, key=lambda v: v.snippet.line, reverse=True):  # bottom up: earlier lines stay where they are
+        text = update.rewrite(text, v.snippet, v.output, copy_rules(target.root))
+    path.write_text(text, encoding="utf-8")
+    # The same blocks, in the same order, must now show what ran; otherwise the page goes back as it was.
+    index = {s.line: i for i, s in enumerate(page.snippets)}
+    try:
+        again = load_page(path, target.root).snippets
+        wrong = [v.snippet.id for v in changed if not match_output(again[index[v.snippet.line]].expected_output or "", v.output)]
+    except (sn.SnippetError, IndexError) as e:
+        wrong = [str(e)]
+    if wrong:
+        path.write_text(old, encoding="utf-8")
+        raise update.UpdateError(f"the rewritten page would not match what ran ({', '.join(wrong)}); {path.name} is unchanged")
+    return update.diff(page.path, old, text)
+
+
+def catalogue_hints(pages: Sequence[tuple[sn.Page, Path]]) -> list[str]:
+    """What `make test` would fail on in the mutation catalogue for these pages (with their sites' roots), said before it does."""
+    mutations = catalogue.load_catalogue()
+    hints = [
+        f'{path} has no entry in scripts/tools/mutations.yaml; make test requires at least one per tested page (see "The mutation catalogue" in docs/testing.md)'
+        for path in catalogue.uncovered([page for page, _ in pages], mutations)
+    ]
+    for page, root in pages:
+        hints += [f"{page.path}: {problem}" for problem in catalogue.stale(page, (root / page.path).read_text(encoding="utf-8"), mutations)]
+    return hints
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.check", description=__doc__.split("\n")[0])
-    parser.add_argument("pages", nargs="*", help="pages to run (default: every page under docs/)")
+    parser.add_argument("pages", nargs="*", metavar="PAGE[:LINE]", help="pages to run (default: every page under docs/); PAGE:LINE runs the page's steps up to that line")
+    parser.add_argument("-k", metavar="PATTERN", help="run only the pages whose path contains PATTERN")
     parser.add_argument("--keep", action="store_true", help="leave the world's files in place and print where")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each snippet's output")
+    parser.add_argument(
+        "--shell", action="store_true",
+        help="open a shell inside the page's world where the run stops: at the first failing step, at LINE, or after the last step",
+    )  # fmt: skip
+    parser.add_argument("--update", action="store_true", help="rewrite the output that console blocks show where only that differs, and print the diff")
+    parser.add_argument("--report-dir", type=Path, default=REPORT_DIR, help=f"where report.json goes (default {REPORT_DIR.relative_to(REPO)})")
     ns = parser.parse_args(argv)
     try:
         toolchain.require("python -m scripts.check")
     except toolchain.ToolchainMissing as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if ns.report_dir.exists() and not ns.report_dir.is_dir():
+        parser.error(f"--report-dir {ns.report_dir} is a file, not a folder")
+    targets = select_targets(ns.pages, ns.k)
+    if ns.shell and len(targets) != 1:
+        parser.error(f"--shell opens one page's world; {len(targets)} pages are selected (name one PAGE[:LINE])")
+    # This run's own folder of per-page verdicts (pages_dir), joined into report.json at the end.
+    os.environ.setdefault("REFLECTOR_DOCS_RUN", f"check-{os.getpid()}")
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     mark = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}
     paint = {"passed": "\033[32m", "failed": "\033[31m", "skipped": "\033[33m"}
+
+    def show(v: Verdict) -> None:
+        label = mark[v.status]
+        if colour:
+            label = paint[v.status] + label + "\033[0m"
+        print(f"{label:>6} {v.snippet.id} ({v.seconds:.2f} s)", flush=True)
+        if v.status != "passed" and v.reason:
+            print(re.sub(r"(?m)^", "         ", v.reason))
+        if ns.verbose and v.output:
+            print(re.sub(r"(?m)^", "       | ", v.output.rstrip("\n")))
+
     failed = 0
-    for path in iter_pages(ns.pages):
-        keep = None
-        if ns.keep:
-            keep = Path(os.environ.get("TMPDIR", "/tmp")) / f"reflector-docs-{path.stem}-{os.getpid()}"
-            keep.mkdir(parents=True, exist_ok=True)
-
-        def show(v: Verdict) -> None:
-            label = mark[v.status]
-            if colour:
-                label = paint[v.status] + label + "\033[0m"
-            print(f"{label:>6} {v.snippet.id} ({v.seconds:.2f} s)", flush=True)
-            if v.status != "passed" and v.reason:
-                print(re.sub(r"(?m)^", "         ", v.reason))
-            if ns.verbose and v.output:
-                print(re.sub(r"(?m)^", "       | ", v.output.rstrip("\n")))
-
-        try:
-            verdicts = check_page(path, keep=keep, on_verdict=show)
-        except sn.SnippetError as e:
-            print(f"error: {e}")
-            return 2
-        failed += sum(v.status == "failed" for v in verdicts)
-        if keep is not None:
-            print(f"world kept at {keep}")
+    ran: list[tuple[sn.Page, Path]] = []
+    try:
+        for target in targets:
+            try:
+                verdicts, page = run_target(target, ns.keep, ns.shell, ns.update, show, ns.report_dir)
+            except sn.SnippetError as e:
+                print(f"error: {e}")
+                return 2
+            ran.append((page, target.root))
+            failed += sum(v.status == "failed" and not (ns.update and v.output_differs) for v in verdicts)
+    finally:
+        if pages_dir(ns.report_dir).is_dir():
+            report = merge_report(ns.report_dir)
+            shutil.rmtree(pages_dir(ns.report_dir))
+            c = report["summary"]
+            print(f"steps: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped -> {ns.report_dir / 'report.json'}")
+    for hint in catalogue_hints(ran):
+        print(f"note: {hint}")
     return 1 if failed else 0
+
+
+def run_target(
+    target: Target, keep_files: bool, shell: bool, rewrite: bool, show: Callable[[Verdict], None], report_dir: Path = REPORT_DIR
+) -> tuple[list[Verdict], sn.Page]:
+    """Run one page as the CLI does: its report, its updates, its shell; returns its verdicts."""
+    page = load_page(target.path, target.root)
+    keep = None
+    if keep_files:
+        keep = Path(os.environ.get("TMPDIR", "/tmp")) / f"reflector-docs-{target.path.stem}-{os.getpid()}"
+        keep.mkdir(parents=True, exist_ok=True)
+    steps = PageRun(page, root=target.root).steps()
+    if not steps:
+        return [], page  # nothing to run: no world to start
+    if target.upto is not None and not any(s.line <= target.upto for s in steps if s.page == page.path):
+        raise sn.SnippetError(page.path, target.upto, "no step starts at or before this line")
+    run = PageRun(page, root=target.root, keep=keep, continue_on_output=rewrite)
+    verdicts: list[Verdict] = []
+    failure: Verdict | None = None
+    try:
+        run.start()
+        for s in run.steps():
+            if beyond(s, page, target.upto):
+                break
+            v = run.step(s)
+            verdicts.append(v)
+            show(v)
+            if v.status == "failed" and not (rewrite and v.output_differs) and failure is None:
+                failure = v
+                if shell:
+                    break
+        if rewrite:
+            try:
+                print(update_page(target, page, verdicts), end="")
+            except update.UpdateError as e:
+                print(f"error: {e}")
+        if shell and run.world is not None and verdicts:
+            at = failure or next(v for v in reversed(verdicts) if v.status != "skipped")
+            interactive_shell(run.world, at.snippet.id, "before" if failure else "after", shell_banner(page, at.snippet, failure), at.snippet.text or at.snippet.source)
+    finally:
+        write_page_report(page.path, verdicts, report_dir)
+        run.close()
+    if keep is not None:
+        print(f"world kept at {keep}: home/ is the deployer's home, world/ is /run/world (state.json, calls.jsonl, log/), executor.log the executor's log")
+    return verdicts, page
 
 
 if __name__ == "__main__":

@@ -89,6 +89,9 @@ GRACE = 1.0  # seconds the executor waits between SIGTERM and SIGKILL on timeout
 SLACK = 15.0  # seconds beyond a request's own timeout before the host gives up on the executor
 STARTUP_TIMEOUT = 60.0  # the fixtures and the fakes (key generation) run during startup
 TAIL = 4000  # characters of the executor's log quoted in errors
+# The environment variable that tells the executor which fd is its end of the control socket
+# (scripts/world/executor.py CONTROL_FD); the executor takes it out of the snippets' environment.
+CONTROL_FD = "WORLD_CONTROL_FD"
 
 
 class SandboxUnavailable(RuntimeError):
@@ -111,6 +114,16 @@ class RunResult:
     standins: tuple[dict[str, Any], ...]
     leftover: tuple[str, ...]
     traffic: tuple[dict[str, Any], ...] = ()  # what the fakes answered meanwhile (Exchange records)
+    failed_commands: tuple[FailedCommand, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FailedCommand:
+    """A command that failed during a step (the executor's ERR trap): its status, its line within the step, its text."""
+
+    status: int
+    line: int
+    command: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,8 +379,9 @@ def stop(proc: subprocess.Popen[bytes], init: int | None, tmp: Path) -> None:
 class World:
     """One running sandbox: a fresh HOME, the fakes, and a bash session that carries state between runs."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], tmp: Path, keep_dir: Path | None) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], tmp: Path, keep_dir: Path | None, control: socket.socket | None = None) -> None:
         self.proc = proc
+        self.control = control  # hands the executor a terminal for `shell` (SCM_RIGHTS)
         self.init: int | None = None
         self.tmp = tmp
         self.log = tmp / "executor.log"
@@ -409,7 +423,8 @@ class World:
         `boot=False` skips the fixture stack's boot: only for a world that a snapshot is restored into next.
         """
         bwrap = check_prerequisites()
-        env = {**BASE_ENV, **(extra_env or {})}
+        host_end, world_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = {**BASE_ENV, **(extra_env or {}), CONTROL_FD: str(world_end.fileno())}
         if not boot:
             env[BOOT_ENV] = "0"
         hosts: tuple[str, ...] = ()
@@ -428,15 +443,20 @@ class World:
                     [bwrap, *bwrap_namespace_args(), *args],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env={},
                     preexec_fn=enter_namespaces(os.getuid(), os.getgid()), start_new_session=True,
+                    pass_fds=(world_end.fileno(),),
                 )  # fmt: skip
         except subprocess.SubprocessError as e:
+            host_end.close()
             text = (tmp / "executor.log").read_text(errors="replace").strip()
             shutil.rmtree(tmp, ignore_errors=True)
             raise SandboxUnavailable(f"cannot enter the sandbox's namespaces: {text or e}; {userns_hint()}") from None
         except BaseException:
+            host_end.close()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        world = cls(proc, tmp, keep_dir)
+        finally:
+            world_end.close()
+        world = cls(proc, tmp, keep_dir, host_end)
         try:
             ready = world.receive(time.monotonic() + STARTUP_TIMEOUT, "startup")
             world.arm(namespace_init(proc.pid))
@@ -502,6 +522,7 @@ class World:
         return RunResult(
             id=id, rc=r["rc"], timed_out=bool(r["timed_out"]), output=r["output"], seconds=float(r["seconds"]),
             standins=tuple(r["standins"]), leftover=tuple(r["leftover"]), traffic=tuple(r.get("traffic", ())),
+            failed_commands=tuple(FailedCommand(int(f["status"]), int(f["line"]), str(f["command"])) for f in r.get("failed_commands", [])),
         )  # fmt: skip
 
     def check(self, name: str, args: Mapping[str, Any], timeout: float = 120.0) -> CheckResult:
@@ -534,6 +555,33 @@ class World:
         shutil.copyfile(self.log, self.keep_dir / "executor.log")
         return self.keep_dir
 
+    def open_shell(self, id: str, state: str, term: str, banner: str, text: str, tty: int) -> None:  # noqa: A002 - the protocol's field name
+        """Start an interactive bash in the world on the terminal `tty` (the slave of a pty the caller relays).
+
+        `state` is "before" (the session as the last step found it) or "after" (as it left it); the
+        shell finds `text` (the step's) in the file $STEP. The
+        answer comes when the writer leaves the shell: read it with shell_result(); meanwhile
+        `response_fd` becomes readable only then, so a relay can wait on it beside the terminal.
+        """
+        if self.closed or self.control is None:
+            raise SandboxError("shell on a closed world")
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"op": "shell", "id": id, "state": state, "term": term, "banner": banner, "text": text}).encode() + b"\n")
+        self.proc.stdin.flush()
+        socket.send_fds(self.control, [b"t"], [tty])
+
+    @property
+    def response_fd(self) -> int:
+        return self.fd
+
+    def shell_result(self, timeout: float = 10.0) -> int | None:
+        """The shell's exit status, once the executor has answered the `shell` request."""
+        r = self.receive(time.monotonic() + timeout, "shell")
+        if r.get("error") or not r.get("ok"):
+            raise SandboxError(f"the executor could not open a shell: {r.get('error') or r.get('detail')}\n{self.log_tail()}")
+        rc = r.get("rc")
+        return int(rc) if rc is not None else None
+
     def close(self) -> None:
         """Shut the world down (keeping its files first if asked); leaves no process and no temp dir."""
         if self.closed:
@@ -547,6 +595,8 @@ class World:
         finally:
             self.closed = True
             self.selector.close()
+            if self.control is not None:
+                self.control.close()
             if self.keep_dir is not None and self.log.exists():
                 with contextlib.suppress(OSError):
                     shutil.copyfile(self.log, self.keep_dir / "executor.log")

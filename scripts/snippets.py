@@ -13,6 +13,7 @@ Parsing spawns no processes and touches no network; it reads the page and conf.p
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import re
 import runpy
@@ -88,6 +89,80 @@ _JS_WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2
 _JS_DOT_STAR = "([^\n\r\u2028\u2029]*)"
 
 _SC_CODE = re.compile(r"SC\d{4}")
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A `% test:` annotation: its keyword, how a page writes it, and what it means (the writers' page renders this table)."""
+
+    keyword: str
+    syntax: str
+    meaning: str
+    page_level: bool = False
+
+
+ANNOTATIONS: tuple[Annotation, ...] = (
+    Annotation(
+        "continues",
+        "continues PAGE [until=LABEL]",
+        "The page starts from the state that `PAGE` (relative to `docs/`) leaves; with `until=LABEL`, only from the steps before the MyST target "
+        "`(LABEL)=` on that page (`upto=LINE` also works, but breaks when lines move).",
+        page_level=True,
+    ),
+    Annotation("exit", "exit=N", "The step is expected to exit with status `N` instead of 0."),
+    Annotation(
+        "before",
+        "before NAME key=value …",
+        "Before the step, the world does what the page asks the reader to do outside the terminal, such as creating an API key in the browser "
+        "(the `before` entries in the table of checks below).",
+    ),
+    Annotation("timeout", "timeout=S", "The step may run for `S` seconds instead of the default 20."),
+    Annotation("skip", 'skip reason="…"', "The step is not run; the reason is reported, shown under the block, and counted."),
+    Annotation("shellcheck-disable", 'shellcheck-disable=SC2164 reason="…"', "shellcheck may report that code for this step; the reason is required."),
+    Annotation(
+        "output",
+        "output=exact|ignore",
+        "For a `console` block: compare the output lines shown with what the step prints (`exact`, the default), or only show them (`ignore`).",
+    ),
+    Annotation("check", "check NAME key=value …", "After the step, the named effect check runs inside the world (the table below)."),
+    Annotation(
+        "apply",
+        "apply PATH mode=replace|merge|append",
+        "A config block (env, YAML, Caddyfile) is written to `PATH` (relative to the home directory), keeping the file's inode, then validated with the real parser.",
+    ),
+    Annotation("verify", "verify PATH", "A config block shows what `PATH` already contains: every key, item or site it shows must be in the file."),
+    Annotation(
+        "values",
+        "values",
+        "The block where the reader sets their own values (`NAME=VALUE` lines): which strings are values comes from it, for the other-values run "
+        "and for the site's \"Your values\" form (see \"As readers use it\" below). One per guide.",
+    ),
+    Annotation("new-terminal", "new-terminal", "The block a reader runs first in a new terminal (loading saved values and helpers)."),
+    Annotation(
+        "again",
+        'again exit=N says="TEXT"',
+        "Run twice in a row, the block fails on purpose the second time: with status `N`, printing `TEXT`, as the page tells the reader.",
+    ),
+    Annotation(
+        "counter",
+        "counter WORLD",
+        "What the step shows must not show in `WORLD`, a world where it isn't true (several may be given; the worlds are listed below).",
+    ),
+    Annotation(
+        "starts-from",
+        "starts-from STATE",
+        "The page's reader may start from `STATE` (`fresh-install`, `signed-in`); the first one given is the plain run's start.",
+        page_level=True,
+    ),
+    Annotation(
+        "returns-to",
+        "returns-to PAGE from=LABEL",
+        "After this page, the reader goes on in `PAGE` after its target `(LABEL)=`; the run continues there.",
+        page_level=True,
+    ),
+)
+"""Every annotation the parser accepts: a keyword missing here is refused, so the writers' page lists exactly what works."""
+KEYWORDS = frozenset(a.keyword for a in ANNOTATIONS)
 
 
 class SnippetError(Exception):
@@ -180,6 +255,16 @@ class Snippet:
     def id(self) -> str:
         return f"{self.page}:{self.line}"
 
+    @property
+    def is_step(self) -> bool:
+        """A step is what the reader does: a shell fence, or a config fence the page applies or verifies."""
+        return self.kind == "shell" or self.apply is not None or self.verify is not None
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the block as the page shows it: a test run's verdict belongs to the block only while this is unchanged."""
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -231,6 +316,26 @@ def load_copy_rules(conf_py: Path) -> CopyRules:
     return CopyRules(**values, myst=tuple(sorted(myst.items())))
 
 
+def command_lines(lines: list[str], rules: CopyRules) -> list[bool]:
+    """For each line of a `<pre>`'s text, whether formatCopyText treats it as a command (a prompt line, or a continuation or here-document line after one)."""
+    prompt = rules.prompt_text if rules.prompt_is_regexp else re.escape(rules.prompt_text)
+    regexp = re.compile("^(" + prompt + ")" + _JS_DOT_STAR)
+    use_line_cont = bool(rules.line_continuation_character)
+    use_here_doc = bool(rules.here_doc_delimiter)
+    flags: list[bool] = []
+    got_line_cont = False
+    got_here_doc = False
+    for line in lines:
+        is_command = regexp.search(line) is not None or got_line_cont or got_here_doc
+        if is_command:
+            got_line_cont = line.endswith(rules.line_continuation_character) and use_line_cont
+            # The JS toggles on *any* line that contains the delimiter, e.g. `cat <<EOF` and `EOF`.
+            if rules.here_doc_delimiter in line and use_here_doc:
+                got_here_doc = not got_here_doc
+        flags.append(is_command)
+    return flags
+
+
 def _format_copy_text(text: str, rules: CopyRules) -> tuple[str, list[str] | None]:
     """Port of copybutton_funcs.js `formatCopyText`; also returns the lines it did not treat as commands.
 
@@ -238,28 +343,19 @@ def _format_copy_text(text: str, rules: CopyRules) -> tuple[str, list[str] | Non
     """
     prompt = rules.prompt_text if rules.prompt_is_regexp else re.escape(rules.prompt_text)
     regexp = re.compile("^(" + prompt + ")" + _JS_DOT_STAR)
-    use_line_cont = bool(rules.line_continuation_character)
-    use_here_doc = bool(rules.here_doc_delimiter)
-
+    lines = text.split("\n")
     output_lines: list[str] = []
     not_commands: list[str] = []
-    got_line_cont = False
-    got_here_doc = False
     line_got_prompt: list[bool] = []
-    for line in text.split("\n"):
+    for line, is_command in zip(lines, command_lines(lines, rules), strict=True):
         match = regexp.search(line)
-        if match or got_line_cont or got_here_doc:
-            prompt_found = match is not None
-            line_got_prompt.append(prompt_found)
+        if is_command:
+            line_got_prompt.append(match is not None)
             if rules.remove_prompts and match is not None:
                 # JS pushes match[2]; an unmatched group is `undefined`, which join() renders as "".
                 output_lines.append(match.group(2) or "")
             else:
                 output_lines.append(line)
-            got_line_cont = line.endswith(rules.line_continuation_character) and use_line_cont
-            # The JS toggles on *any* line that contains the delimiter, e.g. `cat <<EOF` and `EOF`.
-            if rules.here_doc_delimiter in line and use_here_doc:
-                got_here_doc = not got_here_doc
         else:
             not_commands.append(line)
             # `else if (!onlyCopyPromptLines)` and `else if (copyEmptyLines && line.trim() === '')` in the JS
@@ -272,6 +368,18 @@ def _format_copy_text(text: str, rules: CopyRules) -> tuple[str, list[str] | Non
     # "Remove a trailing newline to avoid auto-running when pasting": one only.
     text = text.removesuffix("\n")
     return text, (not_commands if found else None)
+
+
+def copy_origins(snippet: Snippet, rules: CopyRules) -> list[int]:
+    """For each line of the snippet's copy text, the index of the line of `source` it was copied from."""
+    lead = len(snippet.source) - len(snippet.source.lstrip("\n"))  # Pygments strips leading newlines (stripnl)
+    shown = rendered_text(snippet.source, snippet.lang or rules.highlight_language, rules).split("\n")
+    flags = command_lines(shown, rules)
+    kept = list(range(len(shown)))
+    if any(flags):  # the lines formatCopyText keeps when the block has prompts
+        blank_kept = rules.copy_empty_lines or not rules.only_copy_prompt_lines
+        kept = [i for i in kept if flags[i] or not rules.only_copy_prompt_lines or (blank_kept and shown[i].strip(_JS_WHITESPACE) == "")]
+    return [lead + i for i in kept[: len(snippet.text.split("\n"))]]
 
 
 def copy_text(source: str, rules: CopyRules) -> str:
@@ -405,6 +513,8 @@ class _PageState:
         if not words:
             raise SnippetError(self.page, line, "empty test annotation")
         head, rest = words[0], words[1:]
+        if head.partition("=")[0] not in KEYWORDS | {"reason"}:
+            raise SnippetError(self.page, line, f"unknown test annotation {head.partition('=')[0]!r}")
         if head == "continues":
             self._continues(rest, line)
             return
@@ -518,6 +628,8 @@ class _PageState:
             _reason(words[1:], "shellcheck-disable", self.page, line)
             return
         for key, value in pairs:
+            if key not in KEYWORDS | {"reason"}:
+                raise SnippetError(self.page, line, f"unknown test annotation {key!r}")
             if key == "exit":
                 p.claim("exit", self.page, line)
                 p.exit = _parse_int(value, "exit", self.page, line)

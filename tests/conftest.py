@@ -1,8 +1,9 @@
-"""Shared fixtures: the guide built once per session, exactly as `make html` builds it; every world's traffic contract-checked."""
+"""Shared fixtures: the guide built once per session, exactly as `make html` builds it, the browser that opens it; every world's traffic contract-checked."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,15 +23,42 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 
-@pytest.fixture(scope="session")
-def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The strict HTML build of docs/ in a temp dir, so tests never read a stale _build/."""
-    out = tmp_path_factory.mktemp("site")
-    cmd = [sys.executable, "-m", "sphinx", "-M", "html", str(DOCS), str(out), "-c", str(ROOT), "--nitpicky", "--fail-on-warning", "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def build_site(out: Path, report: Path, docs: Path = DOCS, conf: Path = ROOT) -> Path:
+    """A strict HTML build of `docs` into `out`, showing the test report at `report` (a missing file: none)."""
+    cmd = [sys.executable, "-m", "sphinx", "-M", "html", str(docs), str(out), "-c", str(conf), "--nitpicky", "--fail-on-warning", "--quiet"]
+    proc = subprocess.run([*cmd, "-D", f"verified_report={report}"], capture_output=True, text=True, check=False, cwd=ROOT)
     if proc.returncode != 0:
         pytest.fail(f"the site does not build (make html fails the same way):\n{proc.stderr}", pytrace=False)
     return out / "html"
+
+
+@pytest.fixture(scope="session")
+def site_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The strict HTML build of docs/ in a temp dir, so tests never read a stale _build/ (nor a report left there)."""
+    out = tmp_path_factory.mktemp("site")
+    return build_site(out, out / "no-report.json")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium via Playwright (never a downloaded browser); skipped where there is none, except in CI."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        reason = "no chromium on PATH (Debian: apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
+        pytest.skip(reason)
+    # Imported here, not at the top: Playwright is in the test set, and a docs-only venv must reach
+    # pytest_configure's refusal, which names the install command, instead of an ImportError.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield b
+        b.close()
 
 
 @pytest.fixture(autouse=True)

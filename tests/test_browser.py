@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +16,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import sync_playwright
 
 from scripts.tools import favicon
 
@@ -157,24 +154,6 @@ def server(site_html: Path) -> Iterator[str]:
     httpd.server_close()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium via Playwright (never a downloaded browser); skipped where there is none, except in CI."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        reason = "no chromium on PATH (Debian: apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield b
-        b.close()
-
-
 class Visits:
     """Each (page, theme) is opened once; the tests below each judge one aspect of the same visit."""
 
@@ -245,23 +224,24 @@ class Visits:
             tab.locator(".mermaid-fullscreen-btn").first.click()
             opens = tab.locator(".mermaid-fullscreen-modal.active svg").count() == 1
             tab.keyboard.press("Escape")
-        blocks = self._copy_blocks(tab) if mode == "light" else ()
+        blocks = copy_blocks(tab) if mode == "light" else ()
         return Visit(page, mode, tuple(requests), tuple(failed), tuple(errors), diagrams, render_timeout, violations, blocks, opens, switches)
 
-    def _copy_blocks(self, tab: Any) -> tuple[Block, ...]:
-        """Click every copy button, as a reader does, and read what landed on the clipboard."""
-        blocks = []
-        for pre in tab.locator("div.highlight pre").all():
-            lang = pre.evaluate("el => (el.closest('div[class*=\"highlight-\"]').className.match(/highlight-(\\S+)/) || [, ''])[1]")
-            text = pre.evaluate("el => el.cloneNode(true).innerText")
-            button = pre.locator("xpath=following-sibling::button[contains(@class, 'copybtn')]")
-            copied = None
-            if button.count():
-                tab.evaluate("t => navigator.clipboard.writeText(t)", SENTINEL)
-                button.click()
-                copied = tab.evaluate("() => navigator.clipboard.readText()")
-            blocks.append(Block(lang, text, copied))
-        return tuple(blocks)
+
+def copy_blocks(tab: Any) -> tuple[Block, ...]:
+    """Click every copy button, as a reader does, and read what landed on the clipboard."""
+    blocks = []
+    for pre in tab.locator("div.highlight pre").all():
+        lang = pre.evaluate("el => (el.closest('div[class*=\"highlight-\"]').className.match(/highlight-(\\S+)/) || [, ''])[1]")
+        text = pre.evaluate("el => el.cloneNode(true).innerText")
+        button = pre.locator("xpath=following-sibling::button[contains(@class, 'copybtn')]")
+        copied = None
+        if button.count():
+            tab.evaluate("t => navigator.clipboard.writeText(t)", SENTINEL)
+            button.click()
+            copied = tab.evaluate("() => navigator.clipboard.readText()")
+        blocks.append(Block(lang, text, copied))
+    return tuple(blocks)
 
 
 # Mermaid's theme sets the SVG root's `fill` to its text colour: dark text on light, light on dark.

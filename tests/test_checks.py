@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def test_env_secrets_counts_bits_by_alphabet(home: Path, tmp_path: Path, value: 
 
 def test_env_unique_names_the_duplicated_keys(home: Path, tmp_path: Path) -> None:
     (home / ".env").write_text("A=1\nB=2\nA=3\n")
-    assert checks.run_check("env-unique", {"file": "~/.env"}, home, tmp_path) == (False, "duplicated keys: A")
+    assert checks.run_check("env-unique", {"file": "~/.env"}, home, tmp_path) == (False, "~/.env has duplicated keys: A")
 
 
 def test_unknown_check_and_missing_argument_fail_with_the_reason(home: Path, tmp_path: Path) -> None:
@@ -76,6 +77,44 @@ def test_apply_refuses_an_invalid_caddyfile(home: Path, tmp_path: Path) -> None:
     ok, detail = checks.apply_config("Caddyfile", "example.com {\n\treverse_prxy web:3000\n}\n", "caddyfile", "replace", home, tmp_path)
     assert not ok
     assert "reverse_prxy" in detail
+
+
+@pytest.mark.parametrize(
+    ("web", "in_file", "in_authentik", "cause"),
+    [
+        ("old", "new", "new", "the running web container has an older AUTHENTIK_CLIENT_ID or AUTHENTIK_CLIENT_SECRET than ~/reflector/www/.env: recreate web"),
+        ("mine", "mine", "theirs", "Authentik's provider 'Reflector' holds another client secret than ~/reflector/www/.env and the web container"),
+        ("same", "same", None, "Authentik has no provider with the client ID 'reflector' that web uses (~/reflector/www/.env)"),
+    ],
+)
+def test_a_refused_sign_in_says_whether_web_is_stale_or_authentik_holds_another_secret(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, web: str, in_file: str, in_authentik: str | None, cause: str
+) -> None:
+    """Both give the same `invalid_client`; the fix differs (recreate web, or copy the provider's secret), so the message must too."""
+    from scripts.world import e2e
+
+    (home / "reflector" / "www").mkdir(parents=True)
+    (home / "reflector" / "www" / ".env").write_text(f"AUTHENTIK_CLIENT_ID=reflector\nAUTHENTIK_CLIENT_SECRET={in_file}\n")
+    providers = {} if in_authentik is None else {"1": {"name": "Reflector", "client_id": "reflector", "client_secret": in_authentik}}
+    (tmp_path / "state.json").write_text(json.dumps({"authentik": {"providers": providers}}))
+    monkeypatch.setenv("HOME", str(home))
+    assert e2e.why_refused(tmp_path, {"AUTHENTIK_CLIENT_ID": "reflector", "AUTHENTIK_CLIENT_SECRET": web}) == cause
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "detail"),
+    [
+        ("file-mode", {"file": "~/x.env", "mode": "600"}, "~/x.env has mode 644, expected 600"),
+        ("env-has", {"file": "~/x.env", "A": "2"}, "A is '1' in ~/x.env, which the program does not read as '2'"),
+        ("env-unique", {"file": "~/x.env"}, "~/x.env has duplicated keys: A"),
+        ("env-secrets", {"file": "~/x.env", "keys": "A"}, "A in ~/x.env has about 4 bits, fewer than 256"),
+    ],
+)
+def test_a_failing_check_names_the_file_it_checked(home: Path, tmp_path: Path, name: str, args: dict[str, str], detail: str) -> None:
+    """`mode 644, expected 600` alone does not say which of a step's files is wrong."""
+    (home / "x.env").write_text("A=0\nA=1\n")
+    (home / "x.env").chmod(0o644)
+    assert checks.run_check(name, args, home, tmp_path) == (False, detail)
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,13 @@ def test_merge_refuses_a_step_reported_by_two_shards() -> None:
         ci.merge([report(entry("docs/a.md", 3)), report(entry("docs/a.md", 3))])
 
 
+def test_merge_keeps_a_step_that_another_pages_run_reached_too() -> None:
+    """A page that returns to another (`returns-to`) reports that page's later steps with `via`: not a shard's duplicate."""
+    own, again = entry("docs/a.md", 9), {**entry("docs/a.md", 9), "via": "docs/b.md"}
+    merged = ci.merge([report(own), report(entry("docs/b.md", 3), again)])
+    assert [(e["id"], e.get("via", "")) for e in merged["snippets"]] == [("docs/a.md:9", ""), ("docs/a.md:9", "docs/b.md"), ("docs/b.md:3", "")]
+
+
 def test_merge_orders_by_page_and_line_and_takes_the_longest_wall() -> None:
     merged = ci.merge([report(entry("docs/b.md", 9), wall=3.0), report(entry("docs/a.md", 40), entry("docs/a.md", 7, "failed", "x"), wall=5.0)])
     assert [e["id"] for e in merged["snippets"]] == ["docs/a.md:7", "docs/a.md:40", "docs/b.md:9"]

@@ -92,6 +92,56 @@ def test_an_accepted_body_that_the_request_model_rejects_fails(tmp_path: Path) -
     assert [m.split(": ")[2] for m in check_traffic([record], STEP)] == ["request.redirect_uris"]
 
 
+def provider_pk(world_dir: Path) -> str:
+    """A provider made through the fake's API, as the setup script makes one."""
+    flow = json.loads(answer(world_dir, "/api/v3/flows/instances/").response.body)["results"][0]["pk"]
+    body = {"name": "Reflector", "authorization_flow": flow, "invalidation_flow": flow, "redirect_uris": [{"matching_mode": "strict", "url": "https://app.example.com/cb"}]}
+    return str(json.loads(answer(world_dir, "/api/v3/providers/oauth2/", "POST", json.dumps(body).encode()).response.body)["pk"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        # The fake once took this one, and then failed every sign-in with a 500: the model alone lets it through.
+        ({"client_secret": None}, "request.client_secret", "This field may not be null."),
+        ({"redirect_uris": [{"matching_mode": "strict", "url": None}]}, "request.redirect_uris.0.url", "Input should be a valid string"),
+    ],
+)
+def test_a_null_that_authentik_refuses_must_get_its_400_naming_the_field(tmp_path: Path, body: dict[str, Any], field: str, message: str) -> None:
+    """authentik-client's models make every optional field Optional[...] = None, so they accept a null that Authentik's
+    serializer refuses ("This field may not be null."): the check knows which fields the schema lets be null."""
+    pk = provider_pk(tmp_path)
+    patched = answer(tmp_path, f"/api/v3/providers/oauth2/{pk}/", "PATCH", json.dumps(body).encode())
+    assert (patched.response.status, check_traffic([patched.as_json()], STEP)) == (400, [])
+    accepted = Response(200, answer(tmp_path, f"/api/v3/providers/oauth2/{pk}/").response.body, patched.response.headers)
+    found = check_traffic([Exchange("authentik", patched.request, accepted).as_json()], STEP)
+    assert [m.split(": ")[2] for m in found] == [field]
+    assert message in found[0]
+
+
+def test_a_null_the_schema_allows_is_accepted(tmp_path: Path) -> None:
+    """signing_key is nullable (a provider without a key signs with HS256): PATCHing it to null is a real request."""
+    pk = provider_pk(tmp_path)
+    patched = answer(tmp_path, f"/api/v3/providers/oauth2/{pk}/", "PATCH", json.dumps({"signing_key": None}).encode())
+    assert (patched.response.status, check_traffic([patched.as_json()], STEP)) == (200, [])
+
+
+def test_a_refused_body_must_get_authentiks_status_and_error_shape(tmp_path: Path) -> None:
+    """When the request model rejects a body, Authentik answers 400 with DRF's field errors: a 500, or a 400 about
+    another field, is a fake that does not fail as Authentik does."""
+    pk = provider_pk(tmp_path)
+    refused = answer(tmp_path, f"/api/v3/providers/oauth2/{pk}/", "PATCH", json.dumps({"client_id": ""}).encode())
+    assert (refused.response.status, json.loads(refused.response.body), check_traffic([refused.as_json()], STEP)) == (
+        400,
+        {"client_id": ["This field may not be blank."]},
+        [],
+    )
+    crashed = Response(500, b"Internal Server Error", (("Content-Type", "text/plain"),))
+    other = Response(400, json.dumps({"name": ["This field may not be blank."]}).encode(), refused.response.headers)
+    found = [check_traffic([Exchange("authentik", refused.request, r).as_json()], STEP) for r in (crashed, other)]
+    assert [[m.split(": ")[2] for m in f] for f in found] == [["status"], ["response.client_id"]]
+
+
 def test_the_contract_is_derived_from_the_client_not_a_table() -> None:
     """Operations come from authentik-client's own serializers: the scope list declares scope_name, the all list doesn't."""
     contract = authentik_contract()

@@ -158,7 +158,8 @@ def compose_values(s: Session, directory: str, *keys: str) -> dict[str, str]:
 def test_authentik_secrets_are_generated(tmp_path: Path) -> None:
     """A quoted heredoc writes `$(openssl …)` literally: Compose passes the fixed text on as the secrets."""
     with session(variant(tmp_path / "up", "quoted-heredoc")) as s:
-        assert_fails_at(s, "cat > ~/authentik/.env", "check env-secrets failed", "PG_PASS holds the literal text", "$(openssl rand -base64 36 | tr -d")
+        literal = "PG_PASS in ~/authentik/.env holds the literal text"
+        assert_fails_at(s, "cat > ~/authentik/.env", "check env-secrets failed", literal, "$(openssl rand -base64 36 | tr -d")
         # Compose reads the literal text too: a database password anyone can look up in the guide.
         assert compose_values(s, "~/authentik", "POSTGRES_PASSWORD") == {"POSTGRES_PASSWORD": "$(openssl rand -base64 36 | tr -d '\\n')"}
 
@@ -191,7 +192,7 @@ def test_compose_download_follows_redirect(tmp_path: Path) -> None:
 def test_bootstrap_credentials_are_generated(tmp_path: Path) -> None:
     """Upstream's printed admin password is no secret: it fails the same entropy bar as the generated ones."""
     with session(variant(tmp_path, "bootstrap-password")) as s:
-        assert_fails_at(s, "cat > ~/authentik/.env", "check env-secrets failed", "AUTHENTIK_BOOTSTRAP_PASSWORD has about 126 bits, fewer than 256")
+        assert_fails_at(s, "cat > ~/authentik/.env", "check env-secrets failed", "AUTHENTIK_BOOTSTRAP_PASSWORD in ~/authentik/.env has about 126 bits, fewer than 256")
 
 
 BROKEN_SERVER = """\
@@ -448,7 +449,7 @@ def test_restart_recreates_beat_with_keys(tmp_path: Path) -> None:
 def test_frontend_env_is_private(tmp_path: Path) -> None:
     """Without our chmod, www/.env with the client secret and NEXTAUTH_SECRET stays world-readable (0644)."""
     with session(variant(tmp_path, "frontend-env-mode")) as s:
-        assert_fails_at(s, FRONTEND_STEP, "check file-mode failed", "mode 644, expected 600")
+        assert_fails_at(s, FRONTEND_STEP, "check file-mode failed", "~/reflector/www/.env has mode 644, expected 600")
 
 
 def test_no_auth_lists_need_public_mode(tmp_path: Path) -> None:

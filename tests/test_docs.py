@@ -17,6 +17,7 @@ MIN_STEPS = {
     "docs/manual-provider.md": 8,
     "docs/api-keys.md": 7,
     "docs/without-authentication.md": 4,
+    "docs/rotate-client-secret.md": 3,
 }
 
 

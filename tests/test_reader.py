@@ -90,7 +90,7 @@ def test_new_terminal_catches_a_value_kept_only_in_the_shell(tmp_path: Path) -> 
     outcome = run_ability("new-terminal", page, root)
     failed = failed_cases(outcome)
     assert [c.at for c in failed] == ["section 'Use it later' (line 16)"], outcome.cases
-    assert "AUTH_JWT_AUDIENCE is '', which the program does not read as 'reflector'" in failed[0].reason, failed[0].reason
+    assert "AUTH_JWT_AUDIENCE is '' in ~/reflector/server/.env, which the program does not read as 'reflector'" in failed[0].reason, failed[0].reason
 
 
 VALUE_RELOADED_MID_PAGE = """\

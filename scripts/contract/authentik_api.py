@@ -36,6 +36,10 @@ CACHE = Path(__file__).resolve().parent.parent.parent / "_build" / "contract"
 # The DRF error body Authentik's exception handler writes for any status the schema does not list
 # (404 from get_object_or_404, 405, 415): `{"detail": "..."}` (authentik/api/v3/config.py, EXCEPTION_HANDLER).
 GENERIC_ERROR = "GenericError"
+# The cache's layout: a cache written by an older check lacks what a newer one reads, so it gets another name.
+FORMAT = 2
+# Statuses DRF answers before it validates a body (authentication, permission, lookup, method, media type).
+BEFORE_VALIDATION = frozenset({401, 403, 404, 405, 415})
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +144,45 @@ def _derive_operation(api: Any, cls_name: str, name: str, base: str) -> Operatio
     )
 
 
+def _nested_model(annotation: Any, in_list: bool = False) -> tuple[type[pydantic.BaseModel], bool] | None:
+    """The request model a field holds (inside Optional/Annotated), and whether it is a list of them."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation, in_list
+    is_list = typing.get_origin(annotation) in (list, typing.List)  # noqa: UP006 - the client annotates with typing.List
+    for arg in typing.get_args(annotation):
+        found = _nested_model(arg, in_list or is_list)
+        if found is not None:
+            return found
+    return None
+
+
+def null_refused(model: type[pydantic.BaseModel], prefix: tuple[str, ...] = (), depth: int = 3) -> list[str]:
+    """The paths in a request body of `model` where Authentik refuses an explicit null ("This field may not be null.").
+
+    The generated models declare every optional field `Optional[...] = None`, so pydantic takes a null for
+    any of them. The schema's `nullable` survives only in each model's `to_dict`, which sends an explicit
+    None for the nullable fields alone; that is what is asked here, field by field (nested models too, a
+    list's items as `*`).
+    """
+    found: list[str] = []
+    fields = model.model_fields
+    for name, info in fields.items():
+        key = info.alias or name
+        probe = model.model_construct(_fields_set={name}, **dict.fromkeys(fields))
+        sent = probe.to_dict()  # type: ignore[attr-defined]  # every model the generator writes has to_dict
+        # A oneOf wrapper (actual_instance) has no fields of its own to send: it refuses nothing here.
+        if isinstance(sent, dict) and not (key in sent and sent[key] is None):
+            found.append(".".join((*prefix, key)))
+        nested = _nested_model(info.annotation)
+        if nested is not None and depth > 0:
+            inner, is_list = nested
+            found += null_refused(inner, (*prefix, key, *(("*",) if is_list else ())), depth - 1)
+    return found
+
+
 def derive() -> dict[str, Any]:
-    """Every operation of every API class of the installed client, and the module of every model they name."""
+    """Every operation of every API class of the installed client, the module of every model they name, and where
+    each request model refuses a null."""
     client = importlib.import_module(PACKAGE)
     api_package = importlib.import_module(f"{PACKAGE}.api")
     models = importlib.import_module(f"{PACKAGE}.models")
@@ -162,8 +203,11 @@ def derive() -> dict[str, Any]:
         for kind in op.responses.values():
             named.update(re.findall(r"\w+", kind or ""))
     modules = {n: getattr(models, n).__module__ for n in sorted(named) if isinstance(getattr(models, n, None), type)}
+    bodies = sorted({op.body for op in operations if op.body})
     return {
+        "format": FORMAT,
         "client": str(client.__version__),
+        "null_refused": {b: null_refused(getattr(models, b)) for b in bodies},
         "operations": [
             {
                 "name": op.name,
@@ -188,6 +232,7 @@ class Contract:
     client: str
     operations: tuple[Operation, ...]
     modules: Mapping[str, str]
+    null_refused: Mapping[str, tuple[str, ...]]  # request model -> paths where Authentik refuses a null (`*`: any list item)
 
     def operation(self, method: str, path: str) -> Operation | None:
         found = [op for op in self.operations if op.matches(method, path)]
@@ -213,7 +258,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def cache_path(directory: Path = CACHE) -> Path:
-    return directory / f"authentik-client-{installed_version()}.json"
+    return directory / f"authentik-client-{installed_version()}-format{FORMAT}.json"
 
 
 def load(directory: Path = CACHE) -> Contract:
@@ -243,6 +288,7 @@ def load(directory: Path = CACHE) -> Contract:
             for o in data["operations"]
         ),
         modules=data["modules"],
+        null_refused={k: tuple(v) for k, v in data["null_refused"].items()},
     )
 
 
@@ -293,6 +339,52 @@ def _validated(contract: Contract, kind: str, text: str, prefix: str) -> Iterato
         yield path, f"not a field of {kind} (the real API never sends it)"
 
 
+def body_errors(contract: Contract, model: str, text: str) -> Iterator[tuple[str, str]]:
+    """(field, message) for what Authentik's serializer refuses in a JSON request body: what the request model
+    rejects, and a null where the schema allows none."""
+    errors = list(model_errors(contract.model(model), text, "request"))
+    yield from errors
+    try:
+        data = json_body(text)
+    except ValueError:
+        return
+    refused, reported = contract.null_refused.get(model, ()), {path for path, _ in errors}
+    for pattern, path in _null_paths(data):
+        if pattern in refused and f"request.{path}" not in reported:
+            yield f"request.{path}", "This field may not be null."
+
+
+def _null_paths(data: Any, pattern: str = "", shown: str = "") -> Iterator[tuple[str, str]]:
+    """(pattern, path) of every null in a JSON value: the pattern writes a list item as `*`, the path by its index."""
+    def join(path: str, key: str) -> str:
+        return f"{path}.{key}" if path else key
+
+    if data is None:
+        yield pattern, shown
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _null_paths(value, join(pattern, str(key)), join(shown, str(key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _null_paths(value, join(pattern, "*"), join(shown, str(index)))
+
+
+def _refusal_mismatch(refused: list[tuple[str, str]], response: Any) -> Iterator[tuple[str, str]]:
+    """How the fake's refusal of a body differs from Authentik's: DRF answers 400 with an error per refused field."""
+    first = refused[0]
+    if response.status != 400:
+        yield "status", f"{response.status} for a body that Authentik refuses ({first[0]}: {first[1]}); Authentik answers 400 with the field's error"
+        return
+    try:
+        named = json_body(response.body.decode(errors="replace"))
+    except ValueError:
+        return  # the response check below reports a 400 that is not JSON
+    for path, message in refused:
+        field = path.split(".")[1]
+        if isinstance(named, dict) and field not in named:
+            yield f"response.{field}", f"Authentik's 400 names {field} ({message}); the fake's names {', '.join(map(str, named)) or 'nothing'}"
+
+
 def _is_json(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() == "application/json"
 
@@ -316,10 +408,16 @@ def check(contract: Contract, exchange: Exchange) -> Iterator[Violation]:
         content_type = request.headers.get("content-type")
         if ok and not any(_is_json(content_type) and ct == "application/json" for ct in op.content_types):
             yield Violation(label, "request.content-type", f"the fake accepted {content_type!r}; the operation takes {', '.join(op.content_types)}")
-        elif ok:
-            errors = list(model_errors(contract.model(op.body), request.body.decode(errors="replace"), "request"))
-            for path, message in errors:
-                yield Violation(label, path, f"the fake accepted a body that {op.body} rejects: {message}; Authentik answers 400")
+        elif _is_json(content_type):
+            refused = list(body_errors(contract, op.body, request.body.decode(errors="replace")))
+            if ok:
+                for path, message in refused:
+                    yield Violation(label, path, f"the fake accepted a body that {op.body} rejects: {message}; Authentik answers 400")
+            elif refused and response.status not in BEFORE_VALIDATION:
+                wrong = list(_refusal_mismatch(refused, response))
+                yield from (Violation(label, path, message) for path, message in wrong)
+                if wrong and response.status != 400:
+                    return
     kind = op.responses.get(str(response.status), GENERIC_ERROR if response.status >= 400 else None)
     if str(response.status) not in op.responses and response.status < 400:
         yield Violation(label, "status", f"{response.status} is not a status the operation answers ({', '.join(op.responses)})")

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from scripts.prose import WALKTHROUGH_BUDGET, count_prose
 from scripts.snippets import discover_pages, load_copy_rules
+from scripts.tools import figures
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -847,6 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--full-repeats", type=int, default=1, help="repeats of the whole test suite (default 1; 0 skips it: it is minutes of work on 2 cores)")
     parser.add_argument("--no-browser-suite", action="store_true", help="skip timing tests/test_browser.py")
     parser.add_argument("--out", type=Path, default=OUT, help=f"where to write the JSON (default {OUT.relative_to(REPO)})")
+    parser.add_argument("--record", action="store_true", help="also record the figures in docs/_data/figures.json (the writers' page); with --only, just those groups'")
     ns = parser.parse_args(argv)
     only = [g.strip() for g in ns.only.split(",") if g.strip()]
     unknown = sorted(set(only) - set(GROUPS))
@@ -885,6 +887,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.load_after = load()
     ns.out.parent.mkdir(parents=True, exist_ok=True)
     ns.out.write_text(json.dumps(report.as_json(), indent=1) + "\n", encoding="utf-8")
+    if ns.record:
+        section = figures.bench_section(report.as_json(), partial=set(only) != set(GROUPS))
+        print(f"recorded the figures in {figures.record('bench', section)}", file=sys.stderr)
     print(format_table(report.metrics))
     if report.weights:
         print("\npage weight (light theme, fresh browser context):")

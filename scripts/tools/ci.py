@@ -258,9 +258,11 @@ def merge(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
     if not parts:
         raise ValueError("no reports to merge")
     entries = [e for r in parts for e in r["snippets"]]
+    # A step is once per run that reached it: its own page's, and another page's that returns to it (`via`).
     seen: dict[str, int] = {}
     for e in entries:
-        seen[e["id"]] = seen.get(e["id"], 0) + 1
+        key = f"{e['via']}>{e['id']}" if e.get("via") else e["id"]
+        seen[key] = seen.get(key, 0) + 1
     twice = sorted(i for i, n in seen.items() if n > 1)
     if twice:
         raise ValueError(f"steps reported by more than one shard (were the shards given the same K/N?): {', '.join(twice[:5])}")

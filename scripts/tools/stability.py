@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts.tools import figures
+
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "_build" / "stability.json"
 DOC_TESTS = ("tests/test_docs.py",)
@@ -115,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers per run (default 2)")
     parser.add_argument("--seed", type=int, default=int(time.time()), help="base seed of the shuffled runs (default: the time)")
     parser.add_argument("--out", type=Path, default=OUT, help="results file (default _build/stability.json)")
+    parser.add_argument("--record", action="store_true", help="also record the summary in docs/_data/figures.json, which the writers' page shows")
     parser.add_argument("--hog", action="store_true", help="a busy loop on every core throughout; adds the executor's process tests")
     parser.add_argument("--tests", nargs="+", default=None, help=f"test files (default {' '.join(DOC_TESTS)}; with --hog also {' '.join(PROCESS_TESTS)})")
     ns, extra = parser.parse_known_args(argv)
@@ -132,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             write(ns.out, records, ns)  # what is known so far: a long run can be watched, and survives an interruption
     summary = write(ns.out, records, ns)
+    if ns.record:
+        figures.record("stability-hog" if ns.hog else "stability", figures.stability_section(summary))
     walls = summary["wall_seconds"]
     print(
         f"{summary['runs']} runs, {summary['green_runs']} all green; {len(summary['flaky'])} flaky tests; "

@@ -26,11 +26,16 @@ from scripts.world.state import CADDY_CONTAINER, Container, read_engine, read_st
 Result = tuple[bool, str]
 Check = Callable[[dict[str, str], Path, Path], Result]
 CHECKS: dict[str, Check] = {}
+# How a page names each check: its arguments, and whether it runs after a step (`check`) or before it
+# (`before`: what the reader does outside the terminal). The writers' page renders this registry
+# (the docstrings and these usages) with scripts/sphinxext/writers.py, so the two cannot drift.
+USAGE: dict[str, tuple[str, str]] = {}
 
 
-def check(name: str) -> Callable[[Check], Check]:
+def check(name: str, usage: str, *, annotation: str = "check") -> Callable[[Check], Check]:
     def register(fn: Check) -> Check:
         CHECKS[name] = fn
+        USAGE[name] = (annotation, usage)
         return fn
 
     return register
@@ -87,9 +92,9 @@ def entropy_bits(value: str) -> float:
     return len(value) * math.log2(94)
 
 
-@check("env-secrets")
+@check("env-secrets", "file=PATH keys=A,B [min_bits=256]")
 def env_secrets(args: dict[str, str], home: Path, world: Path) -> Result:
-    """Each named secret is set, was really generated (no literal `$(`), and carries >= min_bits bits."""
+    """Each key is set in the `.env` file, holds generated random text (not a literal `$(…)`), and has at least `min_bits` bits (default 256)."""
     path = expand(args["file"], home)
     if not path.exists():
         return False, f"{args['file']} does not exist"
@@ -100,22 +105,22 @@ def env_secrets(args: dict[str, str], home: Path, world: Path) -> Result:
         if not value:
             return False, f"{key} is missing or empty in {args['file']}"
         if "$(" in value or "`" in value:
-            return False, f"{key} holds the literal text {value!r}: the command was not run (a quoted heredoc?)"
+            return False, f"{key} in {args['file']} holds the literal text {value!r}: the command was not run (a quoted heredoc?)"
         bits = entropy_bits(value)
         if bits < min_bits:
-            return False, f"{key} has about {bits:.0f} bits, fewer than {min_bits}"
+            return False, f"{key} in {args['file']} has about {bits:.0f} bits, fewer than {min_bits}"
     return True, f"{args['keys']} set with >= {min_bits} bits each"
 
 
-@check("env-unique")
+@check("env-unique", "file=PATH")
 def env_unique(args: dict[str, str], home: Path, world: Path) -> Result:
-    """No key is set twice (compose keeps the last, so a duplicate hides which value is live)."""
+    """No key appears twice in the `.env` file (Compose keeps the last, so a duplicate hides which value is live)."""
     path = expand(args["file"], home)
     seen: dict[str, int] = {}
     for key, _ in env_lines(path):
         seen[key] = seen.get(key, 0) + 1
     dupes = sorted(k for k, n in seen.items() if n > 1)
-    return (not dupes, "duplicated keys: " + ", ".join(dupes) if dupes else "every key once")
+    return (not dupes, f"{args['file']} has duplicated keys: " + ", ".join(dupes) if dupes else f"every key once in {args['file']}")
 
 
 # Settings that the program reads as a boolean, so any spelling it reads the same way is the same setting:
@@ -139,33 +144,37 @@ def read_as_program(key: str, value: str | None) -> object:
     return value
 
 
-@check("env-has")
+@check("env-has", "file=PATH KEY=VALUE …")
 def env_has(args: dict[str, str], home: Path, world: Path) -> Result:
-    """Each other argument KEY=VALUE is the file's effective value (the last one, as compose reads it), compared
-    as the program reads it: `FEATURE_REQUIRE_LOGIN=no` is the frontend's false, `PUBLIC_MODE=1` the backend's true."""
-    path = expand(args.pop("file"), home)
-    values = compose_env(path)
+    """The keys have these effective values in the `.env` file (the last one of each, as Compose reads it), compared as the
+    program reads them: `FEATURE_REQUIRE_LOGIN=no` is the frontend's false, `PUBLIC_MODE=1` the backend's true."""
+    name = args.pop("file")
+    values = compose_env(expand(name, home))
     for key, want in args.items():
         got = values.get(key)
         if read_as_program(key, got) != read_as_program(key, want):
-            return False, f"{key} is {got!r}, which the program does not read as {want!r}"
-    return True, "values match"
+            return False, f"{key} is {got!r} in {name}, which the program does not read as {want!r}"
+    return True, f"values match in {name}"
 
 
-@check("file-mode")
+@check("file-mode", "file=PATH mode=600")
 def file_mode(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The file has exactly this mode (octal)."""
     path = expand(args["file"], home)
-    mode = stat.S_IMODE(path.stat().st_mode)
     want = int(args["mode"], 8)
-    return (mode == want, f"mode {mode:o}, expected {want:o}")
+    if not path.exists():
+        return False, f"{args['file']} does not exist"
+    mode = stat.S_IMODE(path.stat().st_mode)
+    return (mode == want, f"{args['file']} has mode {mode:o}, expected {want:o}")
 
 
-@check("file-exists")
+@check("file-exists", "file=PATH")
 def file_exists(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The file exists and is not empty."""
     path = expand(args["file"], home)
     if not path.is_file() or path.stat().st_size == 0:
         return False, f"{args['file']} is missing or empty"
-    return True, f"{path.stat().st_size} bytes"
+    return True, f"{args['file']} has {path.stat().st_size} bytes"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,9 +192,9 @@ def running(world: Path, name: str) -> Container | None:
     return read_engine(world).container_named(name)
 
 
-@check("compose-file")
+@check("compose-file", "file=PATH [services=server,worker,postgresql]")
 def compose_file(args: dict[str, str], home: Path, world: Path) -> Result:
-    """The downloaded file is Authentik's compose file (not a redirect page or an HTML error)."""
+    """The file is a Compose file with these services (Authentik's, by default), not an HTML page or the text of a redirect."""
     import yaml
 
     path = expand(args["file"], home)
@@ -200,25 +209,29 @@ def compose_file(args: dict[str, str], home: Path, world: Path) -> Result:
     return True, f"services {sorted(services)}"
 
 
-@check("network-attached")
+@check("network-attached", "container=NAME network=NAME")
 def network_attached(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The container is attached to the network."""
     c = running(world, args["container"])
     if c is None:
         return False, f"no container {args['container']}"
     nets = sorted(c.endpoints)
-    return (args["network"] in nets, f"{args['container']} is on {nets}")
+    attached = args["network"] in nets
+    return (attached, f"{args['container']} is on {nets}" + ("" if attached else f", not on {args['network']}"))
 
 
-@check("container-status")
+@check("container-status", "container=NAME [status=running]")
 def container_status(args: dict[str, str], home: Path, world: Path) -> Result:
+    """The container is in that state (running, exited or restarting)."""
     c = running(world, args["container"])
     got = c.run.status if c else "absent"
-    return (got == args.get("status", "running"), f"{args['container']} is {got}")
+    want = args.get("status", "running")
+    return (got == want, f"{args['container']} is {got}" + ("" if got == want else f", expected {want}"))
 
 
-@check("containers-current")
+@check("containers-current", "[dir=~/reflector] [file=docker-compose.prod.yml]")
 def containers_current(args: dict[str, str], home: Path, world: Path) -> Result:
-    """Every running container of the project has the environment and image its compose file and env files give now.
+    """Every running container of the Compose project has the configuration that its compose file and `.env` files give now (none was left on old settings).
 
     A container keeps the environment it was created with: a step that edits an .env file and
     recreates only some services leaves the others on stale settings (beat, typically). What the
@@ -269,9 +282,9 @@ def public_data_retention(args: dict[str, str], home: Path, world: Path) -> Resu
     return True, f"{beat.name} deletes ownerless transcripts older than {days} days, nightly at {reflector.CLEANUP_HOUR_UTC:02d}:00 UTC"
 
 
-@check("caddy-route")
+@check("caddy-route", "host=HOST upstream=NAME:PORT")
 def caddy_route(args: dict[str, str], home: Path, world: Path) -> Result:
-    """Caddy's live config (what the container loaded at start or on reload) proxies the host to the upstream."""
+    """The configuration Caddy has loaded (on its last start or reload) sends the host to the upstream."""
     c = running(world, CADDY_CONTAINER)
     routes = dict(c.routes) if c is not None and c.running else {}
     got = routes.get(args["host"])
@@ -283,9 +296,9 @@ def caddy_route(args: dict[str, str], home: Path, world: Path) -> Result:
 # ---------------------------------------------------------------------------------------------
 
 
-@check("public-key")
+@check("public-key", "file=PATH [fresh=yes]")
 def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
-    """The PEM loads as RSA and verifies a token that the fake Authentik signs, as Reflector's backend would."""
+    """The step wrote the PEM file (unless `fresh=no`), and it is a public key that verifies a token signed by the fake Authentik, as Reflector's backend would."""
     from cryptography.hazmat.primitives import serialization
     from jose import jwt
 
@@ -307,7 +320,7 @@ def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
     try:
         jwt.decode(token, pem.decode(), algorithms=["RS256"], audience="check")
     except Exception as e:  # noqa: BLE001 - python-jose raises several kinds; the message is the point
-        return False, f"the key does not verify Authentik's tokens: {e}"
+        return False, f"the key in {args['file']} does not verify Authentik's tokens: {e}"
     return True, "verifies a token signed by Authentik's signing key"
 
 
@@ -328,9 +341,9 @@ def written_by_last_step(path: Path, world: Path) -> bool:
     return path.stat().st_mtime_ns >= started
 
 
-@check("provider-scopes")
+@check("provider-scopes", "slug=SLUG scopes=a,b [signing_key=yes]")
 def provider_scopes(args: dict[str, str], home: Path, world: Path) -> Result:
-    """The application's provider has the scope mappings (and a signing key, so tokens are RS256)."""
+    """The application's provider is confidential, matches redirect URIs strictly, has these scope mappings and a signing key (so tokens are RS256)."""
     from scripts.world.fakes import authentik
 
     summary = authentik.provider_summary(state(world), args["slug"])
@@ -377,9 +390,9 @@ def subset(shown: Any, actual: Any) -> str | None:
     return None if shown == actual else f"{shown!r} != {actual!r}"
 
 
-@check("config-contains")
+@check("config-contains", "file=PATH content=TEXT format=env|yaml|caddyfile", annotation="verify")
 def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
-    """A fence that shows what a file already holds: every key/item shown is there."""
+    """Every key, item or site the block shows is in the file (what `% test: verify PATH` runs)."""
     import yaml
 
     path = expand(args["file"], home)
@@ -389,7 +402,7 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
         if isinstance(actual, dict) and "services" in actual and isinstance(shown, dict) and "services" not in shown:
             actual = actual["services"]
         why = subset(shown, actual)
-        return (why is None, why or "every key shown is in the file")
+        return (why is None, f"{args['file']}: {why}" if why else f"every key shown is in {args['file']}")
     if args["format"] == "env":
         from io import StringIO
 
@@ -398,14 +411,14 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
         shown_env = {b.key: b.value for b in parse_stream(StringIO(args["content"])) if b.key}
         actual_env = dict(env_lines(path))
         diff = [k for k, v in shown_env.items() if actual_env.get(k) != v]
-        return (not diff, f"differs for {diff}" if diff else "every key shown is in the file")
+        return (not diff, f"{args['file']} differs for {diff}" if diff else f"every key shown is in {args['file']}")
     if args["format"] == "caddyfile":
         shown_routes = caddy_routes(args["content"])
         if not shown_routes:
             return False, "the fence shows no site that proxies anywhere: nothing to verify"
         file_routes = caddy_routes(path.read_text())
         missing = sorted(shown_routes - file_routes)
-        return (not missing, f"the Caddyfile lacks {missing} (has {sorted(file_routes)})" if missing else "every site shown is in the file")
+        return (not missing, f"{args['file']} lacks {missing} (has {sorted(file_routes)})" if missing else f"every site shown is in {args['file']}")
     return False, f"cannot verify format {args['format']}"
 
 
@@ -480,16 +493,19 @@ def apply_config(path: str, content: str, fmt: str, mode: str, home: Path, world
 # ---------------------------------------------------------------------------------------------
 
 
-@check("sign-in")
+@check("sign-in", "")
 def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
+    """End to end: an OIDC client signs in with the settings of the running `web` container,
+    the API accepts the app's cross-origin preflight (CORS), `/v1/me` answers with the token,
+    the token refreshes, and an API key works."""
     from scripts.world import e2e
 
     return e2e.sign_in(home, world)
 
 
-@check("ui-create-api-key")
+@check("ui-create-api-key", "name=NAME file=PATH", annotation="before")
 def ui_create_api_key(args: dict[str, str], home: Path, world: Path) -> Result:
-    """The reader's browser step: sign in, Settings → Create API Key, paste the key into a file."""
+    """The reader's browser step: sign in to Reflector, Settings > Create API Key, and save the key shown into the file (with an editor's default mode)."""
     from scripts.world import e2e
 
     try:

@@ -8,6 +8,7 @@ key created and used on `/v1/transcripts`.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class SignedIn:
 def log_in(world: Path) -> SignedIn:
     """What the browser does on "Log in" → "Sign in with Authentik", with the running web container's settings."""
     import requests
+    from authlib.integrations.base_client.errors import OAuthError
     from authlib.integrations.requests_client import OAuth2Session
 
     from scripts.world.fakes import reflector_api
@@ -81,12 +83,34 @@ def log_in(world: Path) -> SignedIn:
         raise SignInError(f"authorize did not redirect to {redirect_uri}: HTTP {r.status_code} {location or body}")
     if "code" not in parse_qs(urlsplit(location).query):
         raise SignInError(f"authorize redirected without a code: {location}")
-    token = client.fetch_token(meta["token_endpoint"], authorization_response=location)
+    try:
+        token = client.fetch_token(meta["token_endpoint"], authorization_response=location)
+    except OAuthError as e:
+        raise SignInError(f"the token request was refused ({e.error}): {why_refused(world, env)}") from None
     check_cors(http, env["NEXTAUTH_URL"].rstrip("/"), api_url(env))
     me = http.get(f"{api_url(env)}/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)
     if me.status_code != 200 or not (me.json() or {}).get("sub") or not me.json().get("email"):
         raise SignInError(f"/v1/me with the access token gave HTTP {me.status_code} {me.text[:200]}")
     return SignedIn(http, client, dict(token), env)
+
+
+def why_refused(world: Path, env: dict[str, str]) -> str:
+    """Tell apart the two causes of `invalid_client` a reader meets: a stale `web` container, or Authentik holding another secret."""
+    from scripts.world import state as w
+    from scripts.world.standins import docker
+
+    client_id, secret = env.get("AUTHENTIK_CLIENT_ID", ""), env.get("AUTHENTIK_CLIENT_SECRET", "")
+    www_env = Path(os.environ.get("HOME", "/home/deployer")) / "reflector" / "www" / ".env"  # the executor runs checks as the deployer
+    in_file = docker.read_dotenv(www_env, {}) if www_env.is_file() else {}
+    providers = w.read_state(world).get("authentik", {}).get("providers", {}).values()
+    provider = next((p for p in providers if p.get("client_id") == client_id), None)
+    if in_file.get("AUTHENTIK_CLIENT_SECRET", secret) != secret or in_file.get("AUTHENTIK_CLIENT_ID", client_id) != client_id:
+        return "the running web container has an older AUTHENTIK_CLIENT_ID or AUTHENTIK_CLIENT_SECRET than ~/reflector/www/.env: recreate web"
+    if provider is None:
+        return f"Authentik has no provider with the client ID {client_id!r} that web uses (~/reflector/www/.env)"
+    if provider.get("client_secret") != secret:
+        return f"Authentik's provider {provider.get('name')!r} holds another client secret than ~/reflector/www/.env and the web container"
+    return "the client ID and secret match Authentik's provider; check the provider's client type and the token endpoint"
 
 
 def check_cors(http: Any, origin: str, api: str = API) -> None:

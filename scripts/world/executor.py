@@ -8,8 +8,10 @@ import json
 import os
 import re
 import selectors
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,13 @@ WORLD = Path(os.environ.get("WORLD", "/run/world"))
 SESSION = WORLD / "session"
 STATE = SESSION / "state.sh"
 LOADER = SESSION / "loader.sh"
+# The session as the last step found it (state and cwd), for a writer's shell at a failing step.
+STATE_BEFORE = SESSION / "state.before.sh"
+# The commands that failed during the last step: status, line within the step, command (the ERR trap).
+ERRORS = SESSION / "errors.new"
+MAX_FAILED = 20  # failed commands reported per step (a loop can fail thousands of times)
+# The host's end of the socket that hands the executor a terminal (SCM_RIGHTS) for `shell`.
+CONTROL_FD = "WORLD_CONTROL_FD"
 CALLS = WORLD / "calls.jsonl"
 TRAFFIC = WORLD / "traffic.jsonl"  # written by the fakes' front (scripts/world/fakes/server.py)
 STANDINS = ("sudo", "ssh", "nano")
@@ -56,6 +65,12 @@ if [[ -f {STATE} ]]; then
   . {STATE} >/dev/null  # `declare -f NAME` (re-exporting functions) would print NAME's body
 fi
 __world_save() {{
+  local __world_status=$?
+  # A command that fails inside a `&&` list runs no ERR trap, yet its status is the step's: `$1` is the last
+  # command bash ran (BASH_COMMAND as the trap began); its line is unknown here (0), the host finds it.
+  if (( __world_status != 0 )); then
+    __world_err "$__world_status" 0 "$1"
+  fi
   set +o errexit +o nounset
   local __world_name
   local -a __world_names=()
@@ -75,7 +90,22 @@ __world_save() {{
   }} >{SESSION}/state.new 2>/dev/null
   printf '%s' "$PWD" >{SESSION}/cwd.new
 }}
-trap __world_save EXIT
+trap '__world_save "$BASH_COMMAND"' EXIT
+# Which command failed, and on which line of the step: recorded, never printed, so the output stays the step's own.
+__world_err() {{
+  printf '%s\\t%s\\t%s\\n' "$1" "$2" "${{3//$'\\n'/ }}" >>{ERRORS} 2>/dev/null
+}}
+trap '__world_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
+"""
+
+# The writer's shell (`shell`): the session as a step saw it, with the step's text in $STEP. No EXIT
+# or ERR trap: what the writer does there is not a step and is not saved.
+SHELL_RC = """\
+. {state} >/dev/null 2>&1
+cd -- {cwd} 2>/dev/null || cd
+STEP={step}
+PS1='[world {label}] \\w\\$ '
+cat {banner}
 """
 
 
@@ -221,6 +251,12 @@ class Executor:
         self.checks: ModuleType | None = None
         self.checks_looked_up = False
         self.own = frozenset({1, os.getpid()})
+        self.cwd_before = HOME
+        control = self.env.pop(CONTROL_FD, None)
+        self.control: socket.socket | None = None
+        if control is not None:
+            os.set_inheritable(int(control), False)
+            self.control = socket.socket(fileno=int(control))
         self.traffic_offset = 0
 
     def setup(self) -> None:
@@ -263,9 +299,14 @@ class Executor:
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(script)
         calls_offset = CALLS.stat().st_size
-        for stale in ("state.new", "cwd.new"):
+        for stale in ("state.new", "cwd.new", ERRORS.name):
             (SESSION / stale).unlink(missing_ok=True)
+        if STATE.exists():
+            shutil.copyfile(STATE, STATE_BEFORE)
+        else:
+            STATE_BEFORE.unlink(missing_ok=True)
         cwd = self.cwd if self.cwd.is_dir() else HOME
+        self.cwd_before = cwd
         env = {**self.env, "BASH_ENV": str(LOADER)}
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -296,6 +337,7 @@ class Executor:
             "seconds": round(seconds, 6),
             "standins": self.calls_since(calls_offset),
             "leftover": leftover,
+            "failed_commands": failed_commands(),
         }
 
     def sweep(self, snippet_bash: str) -> list[str]:
@@ -336,6 +378,43 @@ class Executor:
                 except ValueError:
                     calls.append({"tool": "?", "unparsed": line})
         return calls
+
+    # -- shell -----------------------------------------------------------------------------------
+
+    def shell(self, id: str, state: str, term: str, banner: str, text: str) -> dict[str, Any]:  # noqa: A002 - the protocol's field name
+        """An interactive bash on the terminal the host hands over the control socket, until the writer leaves it."""
+        if self.control is None:
+            return {"ok": False, "detail": "this world was started without a control socket", "rc": None}
+        _, fds, _, _ = socket.recv_fds(self.control, 16, 1)
+        if not fds:
+            return {"ok": False, "detail": "the host sent no terminal", "rc": None}
+        tty = fds[0]
+        before = state == "before"
+        state_file = STATE_BEFORE if before else STATE
+        cwd = self.cwd_before if before else self.cwd
+        step = SESSION / "step.sh"
+        step.write_text(text)
+        (SESSION / "shell-banner.txt").write_text(banner)
+        rc_file = SESSION / "shell-rc.sh"
+        rc_file.write_text(
+            SHELL_RC.format(
+                state=shlex.quote(str(state_file)), cwd=shlex.quote(str(cwd)), step=shlex.quote(str(step)),
+                label=id.replace("'", ""), banner=shlex.quote(str(SESSION / "shell-banner.txt")),
+            )
+        )  # fmt: skip
+        env = {**self.env, "TERM": term or "xterm"}
+        # bash becomes a session leader whose controlling terminal is the host's pty, so job control and Ctrl-C work.
+        take_tty = "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execvp('bash', sys.argv[1:])"
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", take_tty, "bash", "--rcfile", str(rc_file), "-i"],
+                stdin=tty, stdout=tty, stderr=tty, cwd=HOME, env=env, start_new_session=True,
+            )  # fmt: skip
+        finally:
+            os.close(tty)
+        status = proc.wait()
+        leftover = self.sweep(f"bash --rcfile {rc_file} -i")
+        return {"ok": True, "detail": "", "rc": status, "leftover": leftover}
 
     # -- check, apply, fault, keep -----------------------------------------------------------------
 
@@ -418,9 +497,28 @@ class Executor:
             return self.restored(str(request.get("inodes", "")))
         if op == "keep":
             return self.keep(str(request.get("dest", "")))
+        if op == "shell":
+            return self.shell(
+                str(request["id"]), str(request.get("state", "after")), str(request.get("term", "")), str(request.get("banner", "")), str(request.get("text", ""))
+            )
         if op == "shutdown":
             return {"ok": True}
         raise ValueError(f"unknown op {op!r}")
+
+
+def failed_commands() -> list[dict[str, Any]]:
+    """The commands the ERR trap recorded during the last step, oldest first (the last MAX_FAILED of them)."""
+    try:
+        lines = ERRORS.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines[-MAX_FAILED:]:
+        status, _, rest = line.partition("\t")
+        number, _, command = rest.partition("\t")
+        if status.isdigit() and number.isdigit():
+            found.append({"status": int(status), "line": int(number), "command": command})
+    return found
 
 
 def outcome(call: Callable[[], Any], what: str) -> dict[str, Any]:

@@ -944,6 +944,10 @@ PROVIDER_REQUIRED = ("name", "authorization_flow", "invalidation_flow", "redirec
 # DRF's CharField turns the limit into this message (rest_framework/fields.py).
 MAX_LENGTHS = {"client_id": 255, "client_secret": 255}
 NOT_BLANK = ("name", "client_id")
+# The model's null=True fields (Provider.authentication_flow, OAuth2Provider.signing_key and encryption_key);
+# for every other field DRF answers a null with "This field may not be null." (rest_framework/fields.py
+# Field.validate_empty_values), client_secret included: it is CharField(blank=True), never null=True.
+PROVIDER_NULLABLE = frozenset({"authentication_flow", "signing_key", "encryption_key"})
 
 
 def _validate_provider(ak: Mapping[str, Any], data: Mapping[str, Any], partial: bool, own_pk: int | None) -> dict[str, Any]:
@@ -953,8 +957,8 @@ def _validate_provider(ak: Mapping[str, Any], data: Mapping[str, Any], partial: 
         for name in PROVIDER_REQUIRED:
             if name not in data:
                 errors[name] = ["This field is required."]
-    for name in ("name", "authorization_flow", "invalidation_flow", "redirect_uris", "client_id"):
-        if name in data and data[name] is None:
+    for name, value in data.items():
+        if value is None and name in WRITABLE_PROVIDER_FIELDS and name not in PROVIDER_NULLABLE:
             errors[name] = ["This field may not be null."]
     for name in NOT_BLANK:
         if data.get(name) == "":

@@ -1,0 +1,17 @@
+"""The project's Sphinx extension: the test report on the site, the reader's own values, and the writers' generated tables (docs dependencies only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sphinx.application import Sphinx
+
+from scripts.sphinxext import values, verified, writers
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    # values first: its note then sits under the report's summary, which verified puts right under the title.
+    values.setup(app)
+    verified.setup(app)
+    writers.setup(app)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
