@@ -135,7 +135,7 @@ ANNOTATIONS: tuple[Annotation, ...] = (
         "values",
         "values",
         "The block where the reader sets their own values (`NAME=VALUE` lines): which strings are values comes from it, for the other-values run "
-        "and for the site's \"Your values\" form (see \"As readers use it\" below). One per guide.",
+        'and for the site\'s "Your values" form (see "As readers use it" below). One per guide.',
     ),
     Annotation("new-terminal", "new-terminal", "The block a reader runs first in a new terminal (loading saved values and helpers)."),
     Annotation(

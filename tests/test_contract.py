@@ -95,7 +95,12 @@ def test_an_accepted_body_that_the_request_model_rejects_fails(tmp_path: Path) -
 def provider_pk(world_dir: Path) -> str:
     """A provider made through the fake's API, as the setup script makes one."""
     flow = json.loads(answer(world_dir, "/api/v3/flows/instances/").response.body)["results"][0]["pk"]
-    body = {"name": "Reflector", "authorization_flow": flow, "invalidation_flow": flow, "redirect_uris": [{"matching_mode": "strict", "url": "https://app.example.com/cb"}]}
+    body = {
+        "name": "Reflector",
+        "authorization_flow": flow,
+        "invalidation_flow": flow,
+        "redirect_uris": [{"matching_mode": "strict", "url": "https://app.example.com/cb"}],
+    }
     return str(json.loads(answer(world_dir, "/api/v3/providers/oauth2/", "POST", json.dumps(body).encode()).response.body)["pk"])
 
 

@@ -85,7 +85,7 @@ def test_a_failing_step_names_the_command_and_its_page_line(tmp_path: Path) -> N
 def test_a_command_that_fails_inside_an_and_list_is_named_too(tmp_path: Path) -> None:
     """bash runs no ERR trap for a command inside a `&&` list, which the guide's blocks use to stop at the first
     failure; the command that ended the step is still the one named, not the ones the list skipped."""
-    page = "# P\n\n```bash\ncd /tmp &&\nVALUE=$(cat /nonexistent-file) &&\necho \"$VALUE\"\n```\n"
+    page = '# P\n\n```bash\ncd /tmp &&\nVALUE=$(cat /nonexistent-file) &&\necho "$VALUE"\n```\n'
     root = site(tmp_path, {"p.md": page})
     (v,) = check_page(root / "docs" / "p.md", root=root)
     assert v.reason == "exit status 1, the page implies 0; `VALUE=$(cat /nonexistent-file)` exited with status 1 at docs/p.md:5 (line 2 of the step)"

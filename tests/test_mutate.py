@@ -149,8 +149,7 @@ def run_catalogue(tmp_path: Path, catalogue: str, *runs: tuple[str, ...]) -> lis
 
 def test_exit_status_is_nonzero_below_the_required_kill_rate(tmp_path: Path) -> None:
     catalogue = (
-        "  - {id: kill, page: p.md, kind: wrong-value, find: 'X=1', replace: 'X=2'}\n"
-        "  - {id: live, page: p.md, kind: prose, find: 'Show it:', replace: 'Print it:'}\n"
+        "  - {id: kill, page: p.md, kind: wrong-value, find: 'X=1', replace: 'X=2'}\n  - {id: live, page: p.md, kind: prose, find: 'Show it:', replace: 'Print it:'}\n"
     )
     assert run_catalogue(tmp_path, catalogue, (), ("-k", "kill")) == [1, 0]
     report = (tmp_path / "out" / "report.json").read_text()

@@ -75,7 +75,7 @@ def test_a_page_that_continues_another_starts_as_a_new_terminal_does(tmp_path: P
 
 def test_a_page_that_continues_another_without_a_new_terminal_block_gets_no_script(tmp_path: Path) -> None:
     """Without that block nothing says how a new shell gets the other page's variables and functions."""
-    p = page(tmp_path, "% test: continues first.md\n\n# P\n\n```bash\necho \"$GREETING\"\n```\n")
+    p = page(tmp_path, '% test: continues first.md\n\n# P\n\n```bash\necho "$GREETING"\n```\n')
     assert "names no block that a new terminal runs first" in (pagescript.unscriptable(p) or "")
 
 

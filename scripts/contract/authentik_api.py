@@ -356,6 +356,7 @@ def body_errors(contract: Contract, model: str, text: str) -> Iterator[tuple[str
 
 def _null_paths(data: Any, pattern: str = "", shown: str = "") -> Iterator[tuple[str, str]]:
     """(pattern, path) of every null in a JSON value: the pattern writes a list item as `*`, the path by its index."""
+
     def join(path: str, key: str) -> str:
         return f"{path}.{key}" if path else key
 

@@ -86,8 +86,7 @@ def note_html(app: Sphinx, docname: str, home: str) -> str:
     """On the other pages: a line, shown only while the reader's values are in use, that leads back to the form."""
     href = html.escape(app.builder.get_relative_uri(docname, home))
     return (
-        '<p class="your-values-note" hidden>The blocks on this page show your own values. '
-        f'<a href="{href}#{FORM_ID}">Change them, or go back to the examples</a>.</p>\n'
+        f'<p class="your-values-note" hidden>The blocks on this page show your own values. <a href="{href}#{FORM_ID}">Change them, or go back to the examples</a>.</p>\n'
     )
 
 
@@ -97,8 +96,6 @@ def data_html(values: Sequence[sn.PageValue], blocks: list[list[list[Any]]]) -> 
     # `</` would end the script element; JSON allows the escaped slash.
     text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return f'<script type="application/json" id="{DATA_ID}">{text}</script>\n'
-
-
 
 
 def add_values(app: Sphinx, doctree: nodes.document, docname: str) -> None:

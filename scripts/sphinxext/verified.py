@@ -209,7 +209,6 @@ def blocks(doctree: nodes.document) -> Iterator[nodes.literal_block]:
     yield from doctree.findall(nodes.literal_block)
 
 
-
 def mark_blocks(doctree: nodes.document, page: sn.Page, report: Report) -> dict[int, Result]:
     """Put a mark after each block whose verdict is in the report for its current text; returns them by line."""
     current = {s.line: s for s in page.snippets}
@@ -268,7 +267,6 @@ def mark_html(result: Result, run: Run, also: tuple[Also, ...] = ()) -> str:
 # ---------------------------------------------------------------------------------------------
 # The page's summary and script
 # ---------------------------------------------------------------------------------------------
-
 
 
 def relative(docname: str, target: str) -> str:

@@ -130,17 +130,12 @@ def figures_markdown(data: dict[str, Any]) -> str:
             "and when it was measured, with the machine's load average (1 minute) as the run began:\n"
         )
         rows = [
-            (m["name"], figure(m), "" if m["budget"] is None else f"{number(m['budget'])} {m['unit']} ({m['verdict']})", measured(m, bench))
-            for m in bench["metrics"]
+            (m["name"], figure(m), "" if m["budget"] is None else f"{number(m['budget'])} {m['unit']} ({m['verdict']})", measured(m, bench)) for m in bench["metrics"]
         ]
         parts.append(table(("What", "Figure", "Budget", "Measured"), rows))
     mutate = data.get("mutate")
     if mutate:
-        equivalents = (
-            f" The {mutate['equivalents']} correct rewrites that must pass gave {mutate['false_alarms']} false alarms."
-            if "equivalents" in mutate
-            else ""
-        )
+        equivalents = f" The {mutate['equivalents']} correct rewrites that must pass gave {mutate['false_alarms']} false alarms." if "equivalents" in mutate else ""
         parts.append(
             f"`make mutate` on {mutate['date']}: {mutate['killed']} of {mutate['killed'] + mutate['survived']} mutations caught; "
             f"{mutate['accepted_survivors']} survivors accepted as harmless (each with its reason in the catalogue); "

@@ -254,7 +254,7 @@ def containers_current(args: dict[str, str], home: Path, world: Path) -> Result:
     return True, f"every container of {model['name']} is current"
 
 
-@check("public-data-retention")
+@check("public-data-retention", "days=N [container=reflector-beat-1]")
 def public_data_retention(args: dict[str, str], home: Path, world: Path) -> Result:
     """Public mode is on in the running beat, and its nightly clean-up uses the retention the step means, set explicitly.
 

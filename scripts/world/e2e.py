@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from scripts.world.state import read_engine
+from scripts.world import compose
+from scripts.world.state import read_engine, read_state
 
 API = "https://api.example.com"  # the example; a run with other values reads the API's address from the web container
 SCOPE = "openid email profile offline_access"  # what Reflector's frontend requests (authBackend.ts)
@@ -96,13 +97,10 @@ def log_in(world: Path) -> SignedIn:
 
 def why_refused(world: Path, env: dict[str, str]) -> str:
     """Tell apart the two causes of `invalid_client` a reader meets: a stale `web` container, or Authentik holding another secret."""
-    from scripts.world import state as w
-    from scripts.world.standins import docker
-
     client_id, secret = env.get("AUTHENTIK_CLIENT_ID", ""), env.get("AUTHENTIK_CLIENT_SECRET", "")
     www_env = Path(os.environ.get("HOME", "/home/deployer")) / "reflector" / "www" / ".env"  # the executor runs checks as the deployer
-    in_file = docker.read_dotenv(www_env, {}) if www_env.is_file() else {}
-    providers = w.read_state(world).get("authentik", {}).get("providers", {}).values()
+    in_file = compose.env_file(www_env) if www_env.is_file() else {}
+    providers = read_state(world).get("authentik", {}).get("providers", {}).values()
     provider = next((p for p in providers if p.get("client_id") == client_id), None)
     if in_file.get("AUTHENTIK_CLIENT_SECRET", secret) != secret or in_file.get("AUTHENTIK_CLIENT_ID", client_id) != client_id:
         return "the running web container has an older AUTHENTIK_CLIENT_ID or AUTHENTIK_CLIENT_SECRET than ~/reflector/www/.env: recreate web"

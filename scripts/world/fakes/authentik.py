@@ -639,12 +639,7 @@ def token(request: Request, ctx: AppContext, state: dict[str, Any], m: re.Match[
         if not _redirect_listed(provider, form.get("redirect_uri", "")):
             return _oauth_error(400, "invalid_client", INVALID_CLIENT)
         grant = ak["codes"].pop(form.get("code", ""), None)
-        if (
-            grant is None
-            or grant["client_id"] != provider["client_id"]
-            or grant["expires"] < time.time()
-            or not _pkce_ok(grant, form.get("code_verifier"))
-        ):
+        if grant is None or grant["client_id"] != provider["client_id"] or grant["expires"] < time.time() or not _pkce_ok(grant, form.get("code_verifier")):
             return _oauth_error(400, "invalid_grant", INVALID_GRANT)
         return _issue_tokens(request, ctx, ak, provider, grant)
     if grant_type == "refresh_token":
