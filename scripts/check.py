@@ -276,10 +276,11 @@ class PageRun:
             self.begin = START_STATES[name]
 
     def reader_copy(self, page: sn.Page) -> sn.Page:
-        """`page` as the reader with values `mine` copies it (unchanged without `mine`)."""
+        """`page` as the reader with values `mine` copies it (unchanged without `mine`): they edit the
+        `values` block, as the page says, and copy every other command as it stands."""
         if not self.mine:
             return page
-        return sn.substitute_page(page, self.values(), self.mine)
+        return sn.substitute_page(page, self.values(), self.mine, everywhere=False)
 
     def values(self) -> tuple[sn.PageValue, ...]:
         return sn.declared_values([load_page(p, self.root) for p in sn.discover_pages(self.root)])

@@ -13,7 +13,8 @@ ability here drops one of those assumptions, and is available to every page thro
   second run changes no secret or key that is already in use;
 - counter-worlds (`% test: counter WORLD`): a step that shows the reader that something works is run
   again in a world where it does not (COUNTER_WORLDS), and what the reader would see must differ;
-- other values: the page runs with OTHER_VALUES instead of the examples, in a world that serves them;
+- other values: the page runs with OTHER_VALUES set in its values block (every other command copied as it
+  stands), in a world that serves those names and has none for the examples;
 - starts-from (`% test: starts-from STATE`, scripts/check.py START_STATES): the page runs from each
   state its reader may be in, and each of its effect checks must fail before its step and pass after.
 

@@ -300,12 +300,16 @@ def merged_usr_args() -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def generated_etc(extra_hosts: tuple[str, ...] = ()) -> dict[str, str]:
-    """The /etc files the world makes up: its users, its names (the guide's, plus `extra_hosts`), no DNS."""
+def generated_etc(rename: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The /etc files the world makes up: its users, its names, no DNS.
+
+    The names are the guide's, each replaced by the reader's own where `rename` gives one: a reader's
+    server has no name for the guide's examples, so a command that kept one fails there as it would."""
+    names = [(rename or {}).get(h, h) for h in HOSTNAMES.split()]
     return {
         "passwd": f"root:x:0:0:root:/root:/bin/bash\ndeployer:x:{UID}:{GID}:deployer:{HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
         "group": f"root:x:0:\ndocker:x:{DOCKER_GID}:deployer\ndeployer:x:{GID}:\nnogroup:x:65534:\n",
-        "hosts": f"127.0.0.1 localhost {' '.join([HOSTNAMES, *extra_hosts])}\n::1 localhost\n",
+        "hosts": f"127.0.0.1 localhost {' '.join(names)}\n::1 localhost\n",
         "resolv.conf": "",
         "hostname": "server\n",
     }
@@ -427,13 +431,11 @@ class World:
         env = {**BASE_ENV, **(extra_env or {}), CONTROL_FD: str(world_end.fileno())}
         if not boot:
             env[BOOT_ENV] = "0"
-        hosts: tuple[str, ...] = ()
         if rename:
             env[RENAME_ENV] = json.dumps(dict(rename))
-            hosts = tuple(new for old, new in rename.items() if old in HOSTNAMES.split())
         tmp = Path(tempfile.mkdtemp(prefix="reflector-world-"))
         try:
-            for name, content in generated_etc(hosts).items():
+            for name, content in generated_etc(rename).items():
                 (tmp / name).write_text(content)
             if keep_dir is not None:
                 keep_dir.mkdir(parents=True, exist_ok=True)

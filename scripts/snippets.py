@@ -975,11 +975,20 @@ def value_renames(values: Sequence[PageValue], mine: Mapping[str, str]) -> dict[
     return out
 
 
-def substitute_page(page: Page, values: Sequence[PageValue], mine: Mapping[str, str]) -> Page:
-    """The page as a reader with values `mine` would copy it: every block, shown output and check argument."""
+def substitute_page(page: Page, values: Sequence[PageValue], mine: Mapping[str, str], *, everywhere: bool = True) -> Page:
+    """The page as a reader with values `mine` would copy it: every block, shown output and check argument.
+
+    `everywhere=False` is the reader who edits only the `values` block, as the page tells them to: the
+    commands and applied files they copy keep the examples, and only what the page shows as a result
+    (shown output, `verify` blocks, check arguments) follows their values. A command that holds an
+    example value then runs with it, as it would on their server."""
 
     def sub(text: str) -> str:
         return substitute(text, values, mine)
+
+    def copied(s: Snippet, text: str) -> str:
+        keeps_examples = not everywhere and not s.sets_values and (s.kind == "shell" or s.apply is not None)
+        return text if keeps_examples else sub(text)
 
     def sub_checks(checks: tuple[Check, ...]) -> tuple[Check, ...]:
         return tuple(Check(c.name, tuple((k, sub(v)) for k, v in c.args)) for c in checks)
@@ -987,8 +996,8 @@ def substitute_page(page: Page, values: Sequence[PageValue], mine: Mapping[str, 
     snippets = tuple(
         replace(
             s,
-            source=sub(s.source),
-            text=sub(s.text),
+            source=copied(s, s.source),
+            text=copied(s, s.text),
             expected_output=None if s.expected_output is None else sub(s.expected_output),
             checks=sub_checks(s.checks),
             before=sub_checks(s.before),

@@ -211,3 +211,13 @@ def test_missing_host_tool_says_what_to_install(monkeypatch: pytest.MonkeyPatch)
             World.start(REPO)
     finally:
         sandbox.check_prerequisites.cache_clear()
+
+
+def test_a_world_with_the_readers_hostnames_has_no_name_for_the_examples() -> None:
+    """A reader's server does not resolve the guide's example hostnames: a command that kept one must fail
+    in the other-values run, not reach the fakes under the old name."""
+    hosts = sandbox.generated_etc({"authentik.example.com": "id.corp.test", "admin@example.com": "ops@corp.test"})["hosts"]
+    names = hosts.split("\n")[0].split()[2:]
+    assert "id.corp.test" in names
+    assert "authentik.example.com" not in names
+    assert {"app.example.com", "docs.goauthentik.io"} <= set(names)  # names the reader did not change stay

@@ -809,6 +809,20 @@ def test_substitute_page_covers_blocks_output_and_check_arguments(root: Path) ->
     assert (s.text, s.expected_output, s.checks[0].args) == ("echo https://notes.corp.test", "https://notes.corp.test", (("host", "id.corp.test"), ("upstream", "x:1")))
 
 
+def test_a_reader_who_edits_only_the_values_block_copies_other_commands_with_the_examples(root: Path) -> None:
+    """The page tells the reader to edit the values block, not every command: a command that kept an
+    example hostname must run with it in the other-values run, so that run can catch it; what the page
+    shows as the result (output, checks) still follows the reader's values."""
+    page = parse(
+        root,
+        "% test: values\n```bash\nAPP_URL=https://app.example.com\n```\n\n"
+        "% test: check caddy-route host=app.example.com upstream=x:1\n```console\n$ echo https://app.example.com\nhttps://app.example.com\n```\n",
+    )
+    values_block, command = sn.substitute_page(page, VALUES, MINE, everywhere=False).snippets
+    assert values_block.text == "APP_URL=https://notes.corp.test"
+    assert (command.text, command.expected_output, command.checks[0].args[0]) == ("echo https://app.example.com", "https://notes.corp.test", ("host", "notes.corp.test"))
+
+
 def test_the_guides_values_are_declared_once() -> None:
     """The walkthrough's values block holds the four values every page uses."""
     rules = sn.load_copy_rules(REPO / "conf.py")
