@@ -138,7 +138,7 @@ docker ps --format '{{.Names}}' | grep -x reflector-extra-1
 ```
 
 ```bash
-grep -x 'echo generated' ~/reflector/scripts/setup-authentik-oauth.sh
+grep -x 'echo generated' ~/reflector/scripts/setup-authentik-oauth.sh && test -x ~/reflector/scripts/setup-authentik-oauth.sh
 ```
 """
 
