@@ -20,7 +20,7 @@ DOCS_SET := .venv/.installed
 TEST_SET := .venv/.installed-test
 NODE := node_modules/.installed
 
-.PHONY: help html livehtml linkcheck test lint bench mutate check screenshots clean node_modules
+.PHONY: help html livehtml linkcheck test lint bench mutate check upstream screenshots clean node_modules
 
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -50,6 +50,10 @@ mutate: $(TEST_SET) $(NODE) ## break the docs on purpose (scripts/tools/mutation
 
 check: $(TEST_SET) ## run one page with live progress: make check PAGE=docs/api-keys.md
 	$(BIN)/python -m scripts.check $(PAGE)
+
+upstream: $(TEST_SET) ## run every page (or PAGE=...) on a real Reflector checkout: make upstream REFLECTOR=~/src/reflector
+	@[[ -n "$(REFLECTOR)" ]] || { echo "give the checkout: make upstream REFLECTOR=/path/to/reflector (a clone of Monadical-SAS/reflector)" >&2; exit 2; }
+	$(BIN)/python -m scripts.check --reflector "$(REFLECTOR)" $(PAGE)
 
 SCREENSHOTS := $(foreach shot,marks summary values,$(foreach mode,light dark,$(shot)-$(mode).png))
 screenshots: ## copy the browser test's pictures of the marks and of the reader's values into docs/_static/screenshots (run make test first)

@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from scripts import catalogue, replay, toolchain, update, versions
+from scripts import catalogue, replay, toolchain, update, upstream, versions
 from scripts import snippets as sn
 from scripts.contract import check_traffic
 from scripts.replay import Claim
@@ -594,11 +594,12 @@ def source_revision(root: Path = REPO) -> dict[str, Any]:
 
 
 def run_record(root: Path = REPO) -> dict[str, Any]:
-    """What the run was, for the site's marks: its date, the commit and the versions the world models."""
+    """What the run was, for the site's marks: its date, the commit, the versions the world models and the Reflector checkout it booted."""
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **source_revision(root),
         "versions": versions.modelled(),
+        "checkout": upstream.record(),  # the fixture's, or the real one of upstream mode (--reflector)
         "services": "simulated: fake Authentik and Reflector API, stand-ins for docker, sudo, ssh and nano (docs/testing.md)",
     }
 
@@ -785,6 +786,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--update", action="store_true", help="rewrite the output that console blocks show where only that differs, and print the diff")
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR, help=f"where report.json goes (default {REPORT_DIR.relative_to(REPO)})")
+    parser.add_argument(
+        "--reflector", type=Path, metavar="PATH",
+        help="upstream mode: make the world's ~/reflector from the Reflector checkout at PATH (a clone of Monadical-SAS/reflector) instead of the fixture",
+    )  # fmt: skip
     ns = parser.parse_args(argv)
     try:
         toolchain.require("python -m scripts.check")
@@ -793,6 +798,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if ns.report_dir.exists() and not ns.report_dir.is_dir():
         parser.error(f"--report-dir {ns.report_dir} is a file, not a folder")
+    if ns.reflector is not None:
+        os.environ[upstream.UPSTREAM_ENV] = str(ns.reflector.expanduser().resolve())  # the worlds of this run, and their processes
+        upstream.current.cache_clear()
+    try:
+        mode = upstream_line()
+    except upstream.NotACheckout as e:
+        print(f"error: --reflector: {e}", file=sys.stderr)
+        return 2
+    if mode:
+        print(mode, flush=True)
     targets = select_targets(ns.pages, ns.k)
     if ns.shell and len(targets) != 1:
         parser.error(f"--shell opens one page's world; {len(targets)} pages are selected (name one PAGE[:LINE])")
@@ -829,9 +844,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(pages_dir(ns.report_dir))
             c = report["summary"]
             print(f"steps: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped -> {ns.report_dir / 'report.json'}")
+            if mode:
+                print(mode)
     for hint in catalogue_hints(ran):
         print(f"note: {hint}")
     return 1 if failed else 0
+
+
+def upstream_line() -> str | None:
+    """What the CLI says about upstream mode (None in fixture mode); raises upstream.NotACheckout for a bad path."""
+    checkout = upstream.current()
+    if checkout is None:
+        return None
+    line = f"upstream mode: ~/reflector from {checkout.source} (Reflector {checkout.version})"
+    if versions.REFLECTOR not in checkout.version:
+        line += f"; the world models Reflector {versions.REFLECTOR}, so a failure may be the model's"
+    return line
 
 
 def run_target(

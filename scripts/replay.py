@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from scripts import upstream
 from scripts.sandbox import HOME, HOST_PATH, WORLD, CheckResult, RunResult, World
 from scripts.world import compose
 
@@ -125,8 +126,10 @@ def restore(world: Runner, snap: Snapshot) -> None:
 
 
 def key(pages: Sequence[tuple[str, str, int | None]]) -> str:
-    """The cache key of a replay: each prerequisite page's path, text and where the replay stops in it."""
-    return hashlib.sha256(json.dumps(list(pages)).encode()).hexdigest()[:32]
+    """The cache key of a replay: each prerequisite page's path, text and where the replay stops in it, and in
+    upstream mode the real checkout the world booted from (a page's state on the fixture is not its state there)."""
+    checkout = upstream.current()
+    return hashlib.sha256(json.dumps([list(pages), checkout.digest if checkout is not None else None]).encode()).hexdigest()[:32]
 
 
 class Claim:
@@ -249,11 +252,16 @@ WORLD_CODE = Path(__file__).resolve().parent / "world"
 
 
 def boot_key(rename: Mapping[str, str] | None = None) -> str:
-    """What decides a world's boot: the world's code and fixtures (engine, images, boot, the checkout), the
-    reader's own values (the checkout is renamed), and the CLIs that run the deployer's `up`."""
+    """What decides a world's boot: the world's code and fixtures (engine, images, boot, the checkout), the real
+    checkout in upstream mode (scripts/upstream.py), the reader's own values (the checkout is renamed), and the
+    CLIs that run the deployer's `up`."""
     digest = hashlib.sha256(json.dumps(sorted((rename or {}).items())).encode())
     for path in sorted(p for p in WORLD_CODE.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(f"{path.relative_to(WORLD_CODE)}\0".encode() + path.read_bytes() + b"\0")
+    # Upstream mode: the staged real checkout replaces the fixture's, so its files (and modes) are part of the key.
+    checkout = upstream.current()
+    if checkout is not None:
+        digest.update(f"upstream:{checkout.digest}\0".encode())
     for tool in (shutil.which("docker", path=HOST_PATH), str(compose.plugin())):
         st = os.stat(tool) if tool else None
         digest.update(f"{tool}:{st.st_size if st else ''}:{st.st_mtime_ns if st else ''}\0".encode())

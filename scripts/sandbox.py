@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from scripts import upstream
 from scripts.world import compose
 
 MIB = 1024 * 1024
@@ -40,6 +41,10 @@ RENAME_ENV = "WORLD_RENAME"
 # The executor takes this one out too: "0" leaves the fixture stack unbooted, for a world that is about
 # to receive a snapshot of another (scripts/replay.py), which replaces everything the boot would make.
 BOOT_ENV = "WORLD_BOOT"
+# Upstream mode (scripts/upstream.py): the staged real checkout is bound read-only here, and this variable,
+# which the executor takes out as well, tells the boot to copy it instead of the fixture checkout.
+CHECKOUT_ENV = "WORLD_CHECKOUT"
+CHECKOUT_MOUNT = "/run/checkout"
 
 # The environment allowlist: the executor and every snippet see exactly this (plus `extra_env`).
 BASE_ENV: Mapping[str, str] = {
@@ -315,8 +320,11 @@ def generated_etc(rename: Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def sandbox_args(repo: Path, etc_dir: Path, *, home_size: int, tmp_size: int, world_size: int, keep_dir: Path | None, env: Mapping[str, str]) -> list[str]:
-    """bwrap's arguments after the namespace ones: a read-only system, tmpfs HOME, /tmp and /run/world."""
+def sandbox_args(
+    repo: Path, etc_dir: Path, *, home_size: int, tmp_size: int, world_size: int, keep_dir: Path | None, env: Mapping[str, str], checkout: Path | None = None
+) -> list[str]:
+    """bwrap's arguments after the namespace ones: a read-only system, tmpfs HOME, /tmp and /run/world
+    (and, in upstream mode, the staged real checkout read-only at CHECKOUT_MOUNT)."""
     args = [*usr_args(plugin_layer(etc_dir)), *merged_usr_args(), "--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(tmp_size), "--tmpfs", "/tmp"]
     args += ["--size", str(home_size), "--tmpfs", HOME]
@@ -337,6 +345,8 @@ def sandbox_args(repo: Path, etc_dir: Path, *, home_size: int, tmp_size: int, wo
         if not any(path.is_relative_to(m) for m in mounted):
             args += ["--ro-bind", str(path), str(path)]
             mounted.append(path)
+    if checkout is not None:
+        args += ["--ro-bind", str(checkout), CHECKOUT_MOUNT]
     if keep_dir is not None:
         args += ["--bind", str(keep_dir), KEEP]
     args += ["--remount-ro", "/", "--chdir", str(repo.resolve()), "--clearenv"]
@@ -431,6 +441,9 @@ class World:
         env = {**BASE_ENV, **(extra_env or {}), CONTROL_FD: str(world_end.fileno())}
         if not boot:
             env[BOOT_ENV] = "0"
+        checkout = upstream.current()  # upstream mode: a real Reflector checkout instead of the fixture
+        if checkout is not None:
+            env[CHECKOUT_ENV] = CHECKOUT_MOUNT
         if rename:
             env[RENAME_ENV] = json.dumps(dict(rename))
         tmp = Path(tempfile.mkdtemp(prefix="reflector-world-"))
@@ -439,7 +452,10 @@ class World:
                 (tmp / name).write_text(content)
             if keep_dir is not None:
                 keep_dir.mkdir(parents=True, exist_ok=True)
-            args = sandbox_args(repo, tmp, home_size=home_size, tmp_size=tmp_size, world_size=world_size, keep_dir=keep_dir, env=env)
+            args = sandbox_args(
+                repo, tmp, home_size=home_size, tmp_size=tmp_size, world_size=world_size, keep_dir=keep_dir, env=env,
+                checkout=checkout.staged if checkout is not None else None,
+            )  # fmt: skip
             with open(tmp / "executor.log", "wb") as log:
                 proc = subprocess.Popen(
                     [bwrap, *bwrap_namespace_args(), *args],

@@ -27,7 +27,7 @@ with open(Path(os.environ["WORLD"]) / "calls.jsonl", "a") as f:
 print("nano double", *sys.argv[1:])
 """,
     "scripts/world/boot.py": """
-def boot(home, world, env):
+def boot(home, world, env, source=None):
     (home / "reflector").mkdir()
     (home / "reflector" / ".env").write_text("AUTH_BACKEND=none\\n")
 """,

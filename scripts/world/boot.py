@@ -38,14 +38,15 @@ def docker_cli(path: str | None = None) -> str:
     return found
 
 
-def boot(home: Path, world: Path, env: Mapping[str, str] | None = None) -> None:
+def boot(home: Path, world: Path, env: Mapping[str, str] | None = None, source: Path | None = None) -> None:
     """Lay the checkout into `home`, give the engine the deployer's images, run their `up`, and age it all by UP_FOR.
 
-    The checkout has the reader's own hostnames when the world was started with them (fixtures.rename_in_checkout).
+    The checkout is the fixture's, or the real one that upstream mode staged at `source` (scripts/upstream.py).
+    It has the reader's own hostnames when the world was started with them (fixtures.rename_in_checkout).
     The engine must be listening where `env` (DOCKER_HOST, else /var/run/docker.sock) points."""
     environ = dict(env if env is not None else os.environ)
     docker = docker_cli(environ.get("PATH"))
-    checkout = copy_checkout(home)
+    checkout = copy_checkout(home) if source is None else copy_checkout(home, source, executables=None)
     rename_in_checkout(checkout, world)  # a reader with other hostnames deployed Reflector under them
     world.mkdir(parents=True, exist_ok=True)
     daemon = Daemon(world)

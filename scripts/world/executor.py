@@ -241,9 +241,10 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 class Executor:
     """The world's one resident process: owns the session state and the fakes' handle."""
 
-    def __init__(self, repo: Path, *, boot: bool = True) -> None:
+    def __init__(self, repo: Path, *, boot: bool = True, checkout: Path | None = None) -> None:
         self.repo = repo
         self.boot = boot
+        self.checkout = checkout
         self.env = dict(os.environ)
         self.cwd = HOME
         self.fakes: Any = None
@@ -274,8 +275,8 @@ class Executor:
             log("engine listening")
         fixtures = optional_module("scripts.world.boot", "boot") if self.boot else None
         if fixtures is not None:
-            fixtures.boot(HOME, WORLD, self.env)
-            log("fixture stack up")
+            fixtures.boot(HOME, WORLD, self.env, self.checkout)
+            log("fixture stack up" if self.checkout is None else f"stack up from the real checkout at {self.checkout}")
         server = optional_module("scripts.world.fakes.server", "start")
         if server is not None:
             # The fakes see the world through the engine, which lets crash-looping containers retry.
@@ -612,7 +613,10 @@ def main() -> int:
     # sandbox.World.start(boot=False): a snapshot is restored into this world next, so the fixture
     # stack is not booted (the snapshot holds one).
     boot = os.environ.pop("WORLD_BOOT", "1") != "0"
-    executor = Executor(Path.cwd(), boot=boot)
+    # Upstream mode (scripts/upstream.py): the real checkout's staged files, bound read-only; the boot
+    # copies them instead of the fixture's. Not the snippets' business either.
+    checkout = os.environ.pop("WORLD_CHECKOUT", None)
+    executor = Executor(Path.cwd(), boot=boot, checkout=Path(checkout) if checkout else None)
 
     def send(message: dict[str, Any]) -> None:
         protocol.write(json.dumps(message) + "\n")
