@@ -73,8 +73,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from io import StringIO
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from dotenv.parser import parse_stream
 
 from scripts import equivalence as eq
 from scripts import replay
@@ -258,10 +261,6 @@ def fingerprint_of(cap: eq.Capture) -> dict[str, str]:
 
 
 def _env_pairs(text: str) -> list[tuple[str, str]]:
-    from io import StringIO
-
-    from dotenv.parser import parse_stream
-
     return [(b.key, b.value or "") for b in parse_stream(StringIO(text)) if b.key is not None and not b.error]
 
 

@@ -529,7 +529,7 @@ def bare_seconds(text: str, home: Path, env: dict[str, str], isolate_net: bool =
 
 
 def bench_harness(repeats: int, scratch: Path) -> list[Metric]:
-    from scripts.sandbox import World
+    from scripts.sandbox import World  # each group imports what it measures, so `--only words` or `--only install` loads no world code
 
     home = scratch / "bare-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -574,7 +574,7 @@ def bench_harness(repeats: int, scratch: Path) -> list[Metric]:
 
 def bench_pages_overhead(repeats: int, scratch: Path) -> list[Metric]:
     """Each page's shell snippets in one world (after the pages it continues), against the same texts run bare."""
-    from scripts import snippets as sn
+    from scripts import snippets as sn  # each group imports what it measures, so `--only words` or `--only install` loads no world code
     from scripts.check import PageRun, load_page
 
     home_root = scratch / "bare-pages"
@@ -624,7 +624,15 @@ def bench_pages_overhead(repeats: int, scratch: Path) -> list[Metric]:
 
 
 def bench_sandbox(repeats: int, scratch: Path) -> list[Metric]:
-    from scripts.sandbox import World, bwrap_namespace_args, check_prerequisites, compose_plugin, enter_namespaces, generated_etc, sandbox_args
+    from scripts.sandbox import (
+        World,
+        bwrap_namespace_args,
+        check_prerequisites,
+        compose_plugin,
+        enter_namespaces,
+        generated_etc,
+        sandbox_args,
+    )  # each group imports what it measures, so `--only words` or `--only install` loads no world code
     from scripts.world import boot, engine
     from scripts.world.fakes import server
 
@@ -699,7 +707,7 @@ def bench_sandbox(repeats: int, scratch: Path) -> list[Metric]:
     )
 
     def keygen() -> None:
-        from scripts.world.fakes import tls
+        from scripts.world.fakes import tls  # timed apart from the rest of the sandbox group
 
         tls.signing_key(Path(tempfile.mkdtemp(dir=scratch)))
 

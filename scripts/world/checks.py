@@ -14,10 +14,13 @@ import re
 import stat
 import sys
 from collections.abc import Callable
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pydantic
+import yaml
+from dotenv.parser import parse_stream
 
 from scripts.world import caddy, compose
 from scripts.world.images import reflector
@@ -69,8 +72,6 @@ def expand(path: str, home: Path) -> Path:
 
 def env_lines(path: Path) -> list[tuple[str, str]]:
     """KEY=VALUE pairs in file order, parsed by python-dotenv (no interpolation: compose does its own)."""
-    from dotenv.parser import parse_stream
-
     with path.open() as f:
         return [(b.key, b.value or "") for b in parse_stream(f) if b.key is not None and not b.error]
 
@@ -195,8 +196,6 @@ def running(world: Path, name: str) -> Container | None:
 @check("compose-file", "file=PATH [services=server,worker,postgresql]")
 def compose_file(args: dict[str, str], home: Path, world: Path) -> Result:
     """The file is a Compose file with these services (Authentik's, by default), not an HTML page or the text of a redirect."""
-    import yaml
-
     path = expand(args["file"], home)
     try:
         doc = yaml.safe_load(path.read_text())
@@ -299,6 +298,7 @@ def caddy_route(args: dict[str, str], home: Path, world: Path) -> Result:
 @check("public-key", "file=PATH [fresh=yes]")
 def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
     """The step wrote the PEM file (unless `fresh=no`), and it is a public key that verifies a token signed by the fake Authentik, as Reflector's backend would."""
+    # Only this check needs them; at module level they would add about 0.3 s to every world's first check.
     from cryptography.hazmat.primitives import serialization
     from jose import jwt
 
@@ -344,7 +344,7 @@ def written_by_last_step(path: Path, world: Path) -> bool:
 @check("provider-scopes", "slug=SLUG scopes=a,b [signing_key=yes]")
 def provider_scopes(args: dict[str, str], home: Path, world: Path) -> Result:
     """The application's provider is confidential, matches redirect URIs strictly, has these scope mappings and a signing key (so tokens are RS256)."""
-    from scripts.world.fakes import authentik
+    from scripts.world.fakes import authentik  # only this check reads Authentik's model: 0.15 s to import
 
     summary = authentik.provider_summary(state(world), args["slug"])
     if summary is None:
@@ -393,8 +393,6 @@ def subset(shown: Any, actual: Any) -> str | None:
 @check("config-contains", "file=PATH content=TEXT format=env|yaml|caddyfile", annotation="verify")
 def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
     """Every key, item or site the block shows is in the file (what `% test: verify PATH` runs)."""
-    import yaml
-
     path = expand(args["file"], home)
     if args["format"] == "yaml":
         shown = yaml.safe_load(args["content"])
@@ -404,10 +402,6 @@ def config_contains(args: dict[str, str], home: Path, world: Path) -> Result:
         why = subset(shown, actual)
         return (why is None, f"{args['file']}: {why}" if why else f"every key shown is in {args['file']}")
     if args["format"] == "env":
-        from io import StringIO
-
-        from dotenv.parser import parse_stream
-
         shown_env = {b.key: b.value for b in parse_stream(StringIO(args["content"])) if b.key}
         actual_env = dict(env_lines(path))
         diff = [k for k, v in shown_env.items() if actual_env.get(k) != v]
@@ -434,15 +428,9 @@ def validate(path: Path, fmt: str) -> str | None:
     """Validate a config file with the real parser for its format; None when valid."""
     text = path.read_text()
     if fmt == "env":
-        from io import StringIO
-
-        from dotenv.parser import parse_stream
-
         bad = [b.original.line for b in parse_stream(StringIO(text)) if b.error]
         return f"python-dotenv cannot parse line(s) {bad}" if bad else None
     if fmt == "yaml":
-        import yaml
-
         try:
             yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -463,10 +451,6 @@ def apply_config(path: str, content: str, fmt: str, mode: str, home: Path, world
     elif mode == "append":
         new = old + ("" if old.endswith("\n") or not old else "\n") + content
     elif mode == "merge" and fmt == "env":
-        from io import StringIO
-
-        from dotenv.parser import parse_stream
-
         updates = {b.key: b.original.string.rstrip("\n") for b in parse_stream(StringIO(content)) if b.key}
         lines, done = [], set()
         for b in parse_stream(StringIO(old)):
@@ -498,7 +482,7 @@ def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
     """End to end: an OIDC client signs in with the settings of the running `web` container,
     the API accepts the app's cross-origin preflight (CORS), `/v1/me` answers with the token,
     the token refreshes, and an API key works."""
-    from scripts.world import e2e
+    from scripts.world import e2e  # requests and authlib: 0.6 s to import, for the two checks that sign in
 
     return e2e.sign_in(home, world)
 
@@ -506,7 +490,7 @@ def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
 @check("ui-create-api-key", "name=NAME file=PATH", annotation="before")
 def ui_create_api_key(args: dict[str, str], home: Path, world: Path) -> Result:
     """The reader's browser step: sign in to Reflector, Settings > Create API Key, and save the key shown into the file (with an editor's default mode)."""
-    from scripts.world import e2e
+    from scripts.world import e2e  # requests and authlib: 0.6 s to import, for the two checks that sign in
 
     try:
         key = e2e.create_api_key(e2e.log_in(world), args["name"])

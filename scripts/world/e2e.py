@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
 from scripts.world import compose
+from scripts.world.fakes import reflector_api
 from scripts.world.state import read_engine, read_state
 
 API = "https://api.example.com"  # the example; a run with other values reads the API's address from the web container
@@ -47,12 +52,6 @@ class SignedIn:
 
 def log_in(world: Path) -> SignedIn:
     """What the browser does on "Log in" → "Sign in with Authentik", with the running web container's settings."""
-    import requests
-    from authlib.integrations.base_client.errors import OAuthError
-    from authlib.integrations.requests_client import OAuth2Session
-
-    from scripts.world.fakes import reflector_api
-
     env = web_env(world)
     needed = ["AUTHENTIK_ISSUER", "AUTHENTIK_CLIENT_ID", "AUTHENTIK_CLIENT_SECRET", "AUTHENTIK_REFRESH_TOKEN_URL", "NEXTAUTH_URL", "NEXTAUTH_SECRET"]
     missing = [k for k in needed if not env.get(k)]

@@ -92,7 +92,7 @@ def run_main(tool: str, handler: Callable[[list[str]], int]) -> NoReturn:
     except BrokenPipeError:  # `docker ps | head -1`: the reader went away, as with the real tool
         rc = 0
     except Exception:  # noqa: BLE001  # a bug in the stand-in: shown, never passed off as the tool's answer
-        import traceback
+        import traceback  # only on a crash: a stand-in starts once per command, so its start stays lean
 
         print(f"{tool} (stand-in) crashed:\n{traceback.format_exc()}", file=sys.stderr)
         rc = 70
