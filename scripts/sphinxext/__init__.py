@@ -6,11 +6,13 @@ from typing import Any
 
 from sphinx.application import Sphinx
 
-from scripts.sphinxext import values, verified, writers
+from scripts.sphinxext import pages, values, verified, writers
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     # values first: its note then sits under the report's summary, which verified puts right under the title.
+    app.connect("builder-inited", pages.restore_parses)
+    app.connect("env-updated", pages.keep_parses)
     values.setup(app)
     verified.setup(app)
     writers.setup(app)
