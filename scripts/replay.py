@@ -36,6 +36,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,9 @@ class Claim:
         self.cache = cache
         self.name = name
         self.lock: TextIO | None = lock
+        # The thread whose run will store it: pages running side by side (scripts/lanes.py) share a
+        # process, and only a wait in the claiming thread itself could never end.
+        self.owner = threading.get_ident()
 
     def store(self, snap: Snapshot) -> None:
         if self.lock is not None:
@@ -175,9 +179,9 @@ class Cache:
         path = self.directory / f"{name}.json"
         lock_path = self.directory / f"{name}.lock"
         self.touched.add(lock_path)
-        mine = self.claims.pop(name, None)
-        if mine is not None:
-            mine.release()  # its run is in this process, which waits here instead of going on: it cannot store it
+        mine = self.claims.get(name)
+        if mine is not None and mine.owner == threading.get_ident():
+            mine.release()  # its run is this thread's, which waits here instead of going on: it cannot store it
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -268,11 +272,11 @@ def boot_key(rename: Mapping[str, str] | None = None) -> str:
     return "boot-" + digest.hexdigest()[:32]
 
 
-def start_world(repo: Path, *, rename: Mapping[str, str] | None = None, keep_dir: Path | None = None) -> World:
+def start_world(repo: Path, *, rename: Mapping[str, str] | None = None, keep_dir: Path | None = None, nice: int = 0) -> World:
     """A fresh world with the fixture stack up. The run's first world boots it (the real `docker compose up`
     on the engine) and snapshots it at once; the others restore that snapshot instead of booting again."""
     with CACHE.entry(boot_key(rename)) as (found, made):
-        world = World.start(repo, keep_dir=keep_dir, rename=rename, boot=found is None)
+        world = World.start(repo, keep_dir=keep_dir, rename=rename, boot=found is None, nice=nice)
         try:
             if found is not None:
                 restore(world, found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,8 +245,8 @@ def test_a_world_started_for_a_snapshot_skips_the_boot(worlds: list[World]) -> N
     assert (r.rc, r.output) == (0, "0\n")
 
 
-def test_a_process_that_waits_for_its_own_claim_takes_it_back(tmp_path: Path) -> None:
-    """One process runs one page at a time: asking for a key it claimed itself (its plain run paused, say by a
+def test_a_thread_that_waits_for_its_own_claim_takes_it_back(tmp_path: Path) -> None:
+    """A thread runs one page at a time: asking for a key it claimed itself (its plain run paused, say by a
     -k selection) would wait forever, so the claim goes and the asker replays; the claimant stores nothing."""
     cache = Cache(tmp_path / "replays")
     claim = cache.claim("k")
@@ -256,3 +257,27 @@ def test_a_process_that_waits_for_its_own_claim_takes_it_back(tmp_path: Path) ->
     claim.store(Snapshot("/tmp", "WFla"))
     with cache.entry("k") as (found, _):
         assert found == Snapshot("/home/deployer", "QUJD")
+
+
+def test_a_claim_held_by_another_thread_is_waited_for_not_taken(tmp_path: Path) -> None:
+    """Pages run side by side in threads (scripts/lanes.py): a page that continues a run in another thread waits
+    for the state that run stores, instead of dropping its claim and replaying the run a second time."""
+    cache = Cache(tmp_path / "replays")
+    claimed = threading.Event()
+    store = threading.Event()
+
+    def plain_run() -> None:
+        claim = cache.claim("k")
+        assert claim is not None
+        claimed.set()
+        store.wait(10)
+        claim.store(Snapshot("/home/deployer", "QUJD"))
+
+    runner = threading.Thread(target=plain_run)
+    runner.start()
+    claimed.wait(10)
+    threading.Timer(0.2, store.set).start()  # the run reaches its state while the other thread waits
+    with cache.entry("k") as (found, made):
+        assert found == Snapshot("/home/deployer", "QUJD")
+        assert made == []
+    runner.join(10)
