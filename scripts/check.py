@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -154,8 +155,8 @@ class Finding:
     message: str
 
 
-def shellcheck_page(shell: Sequence[sn.Snippet], shellcheck: str) -> dict[str, list[Finding]]:
-    """Map snippet id -> shellcheck findings that its annotations do not exclude."""
+def shellcheck_page(shell: Sequence[sn.Snippet], shellcheck: str, nice: int = 0) -> dict[str, list[Finding]]:
+    """Map snippet id -> shellcheck findings that its annotations do not exclude (`nice`: at that CPU priority, see PageRun.nice)."""
     script: list[str] = ["#!/usr/bin/env bash"]
     origin: list[tuple[sn.Snippet | None, int]] = [(None, 0)]
     for s in shell:
@@ -165,7 +166,7 @@ def shellcheck_page(shell: Sequence[sn.Snippet], shellcheck: str) -> dict[str, l
         script.append(":")  # a separator, so one snippet's last line never joins the next
         origin.append((None, 0))
     proc = subprocess.run(
-        [shellcheck, "--shell=bash", "--format=json1", "--severity=style", "-"],
+        [*(["nice", "-n", str(nice)] if nice else []), shellcheck, "--shell=bash", "--format=json1", "--severity=style", "-"],
         input="\n".join(script) + "\n",
         capture_output=True,
         text=True,
@@ -183,6 +184,20 @@ def shellcheck_page(shell: Sequence[sn.Snippet], shellcheck: str) -> dict[str, l
             continue
         found.setdefault(owner.id, []).append(Finding(page_line, code, c["message"]))
     return found
+
+
+_SHELLCHECKED: dict[tuple[sn.Snippet, ...], dict[str, list[Finding]]] = {}
+_SHELLCHECK_LOCK = threading.Lock()
+
+
+def shellcheck_once(shell: Sequence[sn.Snippet], shellcheck: str, nice: int = 0) -> dict[str, list[Finding]]:
+    """shellcheck_page, once per set of blocks in a process: the runs of a sections-independent page's sections
+    (scripts/lanes.py) all judge the whole page's blocks, as the page's single run did."""
+    key = tuple(shell)
+    with _SHELLCHECK_LOCK:
+        if key not in _SHELLCHECKED:
+            _SHELLCHECKED[key] = shellcheck_page(key, shellcheck, nice)
+        return _SHELLCHECKED[key]
 
 
 def find_shellcheck() -> str:
@@ -260,6 +275,9 @@ class PageRun:
     publish: bool = False
     claims: dict[int | None, Claim] = field(default_factory=dict)
     next_step: int = 0
+    # A sections-independent page runs one section per PageRun: the line of its `##` heading.
+    section: int | None = None
+    nice: int = 0  # the world's CPU priority (scripts/lanes.py lowers it for a run that waits for another)
 
     @property
     def rules(self) -> sn.CopyRules:
@@ -301,17 +319,35 @@ class PageRun:
             if label not in lines:
                 raise sn.SnippetError(self.page.path, 1, f"returns-to {target} from={label}: no target ({label})= on that page")
             own += [s for s in other.snippets if is_step(s) and s.line > lines[label]]
+        if self.section is not None:
+            # The steps above the first section (a new terminal, the helpers), then the section's own.
+            own = [s for s in own if self.page.section_of(s.line) in (None, self.section)]
         self.cached_steps = own
         return own
 
-    def start(self) -> None:
-        self.findings = shellcheck_page([s for s in self.steps() if s.kind == "shell"], find_shellcheck())
+    @property
+    def label(self) -> str:
+        """The page, and for a section's run its heading: what a message names this run by."""
+        if self.section is None:
+            return self.page.path
+        title = next(t for t, line in self.page.sections if line == self.section)
+        return f"{self.page.path}, section '{title}' (line {self.section})"
+
+    def start(self, *, expect_snapshot: bool = False) -> None:
+        """Make the page's world: fresh, or the state of the pages it continues (replayed, or restored from the cache).
+
+        `expect_snapshot`: a run in this process is on its way to that state (scripts/lanes.py), so the
+        fresh world to restore it into is started before waiting for it, while there is time to spare."""
+        # A section's run is judged by the whole page's shellcheck, as the page's single run is (a variable set above
+        # the first section and used in one is no finding); the findings of its own blocks are the ones it reports.
+        whole = self.steps() if self.section is None else [s for s in self.page.snippets if is_step(s)]
+        self.findings = shellcheck_once([s for s in whole if s.kind == "shell"], find_shellcheck(), self.nice)
         renames = sn.value_renames(self.values(), self.mine) if self.mine else None
         chain = [(prior, self.stop_line(prior)) for prior in self.prerequisites()]
         if self.begin is not None and self.begin.page is not None:
             chain = [(self.load(self.begin.page), None), *chain]
         if not chain and self.begin is None:
-            self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames)
+            self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames, nice=self.nice)
             if self.publish and self.mine is None and self.page.returns_to is None:
                 self.claims = self.publishing()
             return
@@ -319,14 +355,19 @@ class PageRun:
         # into a world that need not boot first.
         parts: list[Any] = [(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain]
         name = replay.key([*parts, ("begin", repr(self.begin), None), ("mine", json.dumps(self.mine, sort_keys=True), None)])
-        with replay.CACHE.entry(name) as (found, made):
-            if found is not None:
-                self.world = World.start(REPO, keep_dir=self.keep, rename=renames, boot=False)
-                replay.restore(self.world, found)
-                return
-            self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames)
-            if self.replay(chain):
-                made.append(replay.snapshot(self.world))
+        early = World.start(REPO, keep_dir=self.keep, rename=renames, boot=False, nice=self.nice) if expect_snapshot and replay.enabled() else None
+        try:
+            with replay.CACHE.entry(name) as (found, made):
+                if found is not None:
+                    self.world, early = early or World.start(REPO, keep_dir=self.keep, rename=renames, boot=False, nice=self.nice), None
+                    replay.restore(self.world, found)
+                    return
+                self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames, nice=self.nice)
+                if self.replay(chain):
+                    made.append(replay.snapshot(self.world))
+        finally:
+            if early is not None:
+                early.close()  # the run it waited for failed: this page replays the chain itself
 
     def replay(self, chain: Sequence[tuple[sn.Page, int | None]]) -> bool:
         """Run the steps of the pages this one continues, with the start's script after the start's page (or first);
@@ -440,6 +481,8 @@ class PageRun:
             prior = self.load(current.continues)
             if prior.path in seen:
                 raise sn.SnippetError(self.page.path, 1, f"continues forms a cycle through {prior.path}")
+            if prior.sections_independent:
+                raise sn.SnippetError(self.page.path, 1, f"continues {current.continues}, whose sections run independently: it has no one end state to continue")
             seen.add(prior.path)
             chain.insert(0, prior)
             current = prior
@@ -600,7 +643,7 @@ def run_record(root: Path = REPO) -> dict[str, Any]:
         **source_revision(root),
         "versions": versions.modelled(),
         "checkout": upstream.record(),  # the fixture's, or the real one of upstream mode (--reflector)
-        "services": "simulated: fake Authentik and Reflector API, stand-ins for docker, sudo, ssh and nano (docs/testing.md)",
+        "services": "simulated: the Docker Engine behind Docker's own CLIs, fake Authentik and Reflector API, stand-ins for sudo, ssh and nano (docs/testing.md)",
     }
 
 
@@ -728,7 +771,7 @@ def shell_banner(page: sn.Page, at: sn.Snippet, failure: Verdict | None) -> str:
     else:
         lines = [f"A shell inside the world of {page.path}, after the step {at.id}: the session and the files are as it left them."]
     lines += [
-        "The fake services (Authentik, Reflector's API, Caddy) and the stand-ins for docker, sudo, ssh and nano are running.",
+        "The simulated Docker Engine, the fake services (Authentik, Reflector's API, Caddy) and the stand-ins for sudo, ssh and nano are running.",
         'The step\'s text is in $STEP (run it again here with: source "$STEP"):',
         *(indent + line for line in (at.text if at.kind == "shell" else at.source).rstrip("\n").split("\n")),
         "Leave with exit or Ctrl-D: the world is then removed (add --keep to keep its files).",
@@ -876,21 +919,39 @@ def run_target(
         return [], page  # nothing to run: no world to start
     if target.upto is not None and not any(s.line <= target.upto for s in steps if s.page == page.path):
         raise sn.SnippetError(page.path, target.upto, "no step starts at or before this line")
-    run = PageRun(page, root=target.root, keep=keep, continue_on_output=rewrite)
+    # A sections-independent page runs as the doc tests run it: each section from the page's start, one after another.
+    sections = [line for _, line in page.sections] if page.sections_independent else [None]
     verdicts: list[Verdict] = []
     failure: Verdict | None = None
+    run = PageRun(page, root=target.root)
     try:
-        run.start()
-        for s in run.steps():
-            if beyond(s, page, target.upto):
-                break
-            v = run.step(s)
-            verdicts.append(v)
-            show(v)
-            if v.status == "failed" and not (rewrite and v.output_differs) and failure is None:
-                failure = v
-                if shell:
+        for section in sections:
+            run.close()
+            run = PageRun(page, root=target.root, keep=keep, continue_on_output=rewrite, section=section)
+            if section is not None and all(page.section_of(s.line) is None for s in run.steps()):
+                continue  # a section without steps of its own
+            if section is not None:
+                print(f"  -- {run.label}")
+            run.start()
+            for s in run.steps():
+                if beyond(s, page, target.upto):
                     break
+                v = run.step(s)
+                if section is not None and page.section_of(s.line) is None:
+                    if v.status == "failed":
+                        v = replace(v, reason=f"in the run of {run.label}: {v.reason}")
+                    verdicts = [old for old in verdicts if old.snippet != s or old.status == "failed"]
+                    if any(old.snippet == s for old in verdicts):
+                        show(v)
+                        continue  # the shared step failed in an earlier section's run: that verdict stands
+                verdicts.append(v)
+                show(v)
+                if v.status == "failed" and not (rewrite and v.output_differs) and failure is None:
+                    failure = v
+                    if shell:
+                        break
+            if failure is not None and shell:
+                break
         if rewrite:
             try:
                 print(update_page(target, page, verdicts), end="")

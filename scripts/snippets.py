@@ -160,6 +160,13 @@ ANNOTATIONS: tuple[Annotation, ...] = (
         "After this page, the reader goes on in `PAGE` after its target `(LABEL)=`; the run continues there.",
         page_level=True,
     ),
+    Annotation(
+        "sections-independent",
+        "sections-independent",
+        "Each `##` section is a reader's whole visit (a troubleshooting entry): it runs in its own world, from the page's start, after the "
+        "steps above the first section. No page may continue such a page.",
+        page_level=True,
+    ),
 )
 """Every annotation the parser accepts: a keyword missing here is refused, so the writers' page lists exactly what works."""
 KEYWORDS = frozenset(a.keyword for a in ANNOTATIONS)
@@ -279,6 +286,12 @@ class Page:
     sections: tuple[tuple[str, int], ...] = ()  # this page's `##` headings and their lines
     starts_from: tuple[str, ...] = ()  # `% test: starts-from STATE`: the states its reader may be in (scripts/reader.py)
     returns_to: tuple[str, str] | None = None  # `% test: returns-to PAGE from=LABEL`: the reader goes on there
+    sections_independent: bool = False  # `% test: sections-independent`: each `##` section is run on its own
+
+    def section_of(self, line: int) -> int | None:
+        """The line of the `##` heading that holds `line` (None: above the first one, the part every section shares)."""
+        held = [start for _, start in self.sections if start < line]
+        return held[-1] if held else None
 
 
 # --------------------------------------------------------------------------- copy rules
@@ -501,6 +514,7 @@ class _PageState:
         self.sections: list[tuple[str, int]] = []
         self.starts_from: list[str] = []
         self.returns_to: tuple[str, str] | None = None
+        self.sections_independent_line = 0
 
     # -- annotations
 
@@ -527,6 +541,13 @@ class _PageState:
             return
         if head == "returns-to":
             self._returns_to(rest, line)
+            return
+        if head == "sections-independent":
+            if rest:
+                raise SnippetError(self.page, line, "test annotation sections-independent takes no arguments")
+            if self.sections_independent_line:
+                raise SnippetError(self.page, line, "test annotation sections-independent given twice")
+            self.sections_independent_line = line
             return
         p = self.pending if self.pending is not None else _Pending()
         if head in {"values", "new-terminal"}:
@@ -845,10 +866,17 @@ def parse_page(path: Path, root: Path, rules: CopyRules) -> Page:
         raise SnippetError(page, values[1].line, f"a second `values` block (the first is at line {values[0].line}): the reader sets their values once")
     for s in values:
         reader_values(s)  # a values block without NAME=VALUE lines is an error now, not when a run needs it
-    return Page(
+    result = Page(
         page, tuple(state.snippets), state.continues, state.continues_upto, state.continues_until, tuple(state.targets),
-        tuple(state.sections), tuple(state.starts_from), state.returns_to,
+        tuple(state.sections), tuple(state.starts_from), state.returns_to, bool(state.sections_independent_line),
     )  # fmt: skip
+    if result.sections_independent:
+        line = state.sections_independent_line
+        if result.returns_to is not None:
+            raise SnippetError(page, line, "test annotation sections-independent: the page also has returns-to, so its sections are not a reader's whole visit")
+        if not any(s.is_step and result.section_of(s.line) is not None for s in result.snippets):
+            raise SnippetError(page, line, "test annotation sections-independent: no `##` section of the page has a step to run on its own")
+    return result
 
 
 def discover_pages(root: Path) -> list[Path]:
