@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from scripts.check import build_report
 from scripts.tools import ci
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def entry(page: str, line: int, status: str = "passed", reason: str = "", output
 
 
 def report(*entries: dict[str, Any], wall: float | None = 1.0) -> dict[str, Any]:
-    return ci.build_report(list(entries), [], sandbox="bubblewrap", wall_seconds=wall)
+    return build_report(list(entries), [], sandbox="bubblewrap", wall_seconds=wall)
 
 
 # -- shards ------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from scripts import snippets as sn
-from scripts.check import REPO, PageRun, Verdict, load_page, tail, write_page_report
+from scripts.check import REPO, PageRun, load_page, tail
+from scripts.lanes import Lanes
 
 # A floor per page on what collection finds, so a parser (or a page edit) that silently drops
 # fences cannot pass vacuously. Raise a floor when its page grows; lower one only with the page.
@@ -39,7 +40,10 @@ def step_id(page: sn.Page, s: sn.Snippet) -> str:
     return s.id if s.page == page.path else f"{page.path}>{s.id}"
 
 
-STEPS = [pytest.param(page, s, id=step_id(page, s), marks=pytest.mark.xdist_group(page.path)) for page in PAGES for s in PageRun(page).steps()]
+# One xdist group: the pages run side by side in one process (scripts/lanes.py), and a page that continues
+# another restores its state there instead of replaying it. Shards still deal out whole pages (scripts/tools/ci.py).
+DOC_STEPS_GROUP = "doc-steps"
+STEPS = [pytest.param(page, s, id=step_id(page, s), marks=pytest.mark.xdist_group(DOC_STEPS_GROUP)) for page in PAGES for s in PageRun(page, section=None).steps()]
 
 
 def test_pages_parse() -> None:
@@ -54,58 +58,21 @@ def test_steps_are_collected() -> None:
     assert not short, f"steps found vs floor: {short}"
 
 
-class Runs:
-    """The running pages of this process; a page's world lives from its first step to its last.
-
-    `selected` are the ids of the steps this session runs: a page all of whose steps run is the plain run
-    that pages continuing it may restore (PageRun.publish); a partial selection (-k) is not."""
-
-    def __init__(self, selected: frozenset[str] = frozenset()) -> None:
-        self.runs: dict[str, PageRun] = {}
-        self.verdicts: dict[str, list[Verdict]] = {}
-        self.selected = selected
-
-    def get(self, page: sn.Page) -> PageRun:
-        if page.path not in self.runs:
-            whole = all(step_id(page, s) in self.selected for s in PageRun(page).steps())
-            run = PageRun(page, publish=whole)
-            self.runs[page.path] = run
-            self.verdicts[page.path] = []
-            try:
-                run.start()
-            except Exception as e:  # noqa: BLE001 - any start failure becomes every step's failure reason
-                run.startup_error = f"the world could not start: {e}"
-        return self.runs[page.path]
-
-    def record(self, page: sn.Page, v: Verdict) -> None:
-        self.verdicts[page.path].append(v)
-        run = self.runs[page.path]
-        if v.snippet == run.steps()[-1]:
-            self.finish(page.path)
-
-    def finish(self, path: str) -> None:
-        write_page_report(path, self.verdicts[path])
-        self.runs[path].close()
-
-    def close(self) -> None:
-        for path, run in self.runs.items():
-            if run.world is not None:
-                self.finish(path)
-
-
 @pytest.fixture(scope="session")
-def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
-    r = Runs(frozenset(item.callspec.id for item in request.session.items if isinstance(item, pytest.Function) and item.originalname == "test_snippet"))
-    yield r
-    r.close()
+def lanes(request: pytest.FixtureRequest) -> Iterator[Lanes]:
+    """Every selected page (and section) running side by side from the session's first step (scripts/lanes.py)."""
+    items = [i for i in request.session.items if isinstance(i, pytest.Function) and i.originalname == "test_snippet"]
+    selected = frozenset(i.callspec.id for i in items)
+    lanes = Lanes(PAGES, lambda page, s: step_id(page, s) in selected)
+    lanes.start(order=[i.callspec.params["page"].path for i in items])
+    yield lanes
+    lanes.close()
 
 
 @pytest.mark.parametrize(("page", "snippet"), STEPS)
-def test_snippet(page: sn.Page, snippet: sn.Snippet, runs: Runs) -> None:
+def test_snippet(page: sn.Page, snippet: sn.Snippet, lanes: Lanes) -> None:
     """The step runs in the page's world with the status, output and effects the page implies."""
-    run = runs.get(page)
-    v = run.step(snippet)
-    runs.record(page, v)
+    v = lanes.verdict(page, snippet)
     if v.status == "skipped":
         pytest.skip(v.reason)
     if v.status == "failed":

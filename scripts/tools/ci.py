@@ -27,8 +27,6 @@ from typing import Any
 
 import pytest
 
-from scripts.check import build_report
-
 REPORT_KEY = pytest.StashKey[dict[str, Any]]()  # set by tests/conftest.py once it has joined this run's report
 DOC_STEPS = "tests/test_docs.py::test_snippet["  # their failures are annotated from the report, at page:line
 MAX_REASON = 4000  # GitHub shows an annotation's first lines; the rest is in the log and the report
@@ -62,7 +60,12 @@ def parse_shard(text: str) -> Shard:
 
 
 def unit_of(item: pytest.Item) -> str:
-    """What must stay on one shard: the item's xdist group (a page's steps, the browser tests), else its test file."""
+    """What must stay on one shard: a doc step's page (all pages share one xdist group, to run side by side),
+    else the item's xdist group (the browser tests), else its test file."""
+    callspec = getattr(item, "callspec", None)
+    path = getattr(callspec.params.get("page") if callspec is not None else None, "path", None)
+    if isinstance(path, str):
+        return f"page:{path}"
     marker = item.get_closest_marker("xdist_group")
     if marker is not None:
         return f"group:{marker.args[0] if marker.args else marker.kwargs['name']}"
@@ -269,6 +272,10 @@ def merge(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
     walls = [r["summary"].get("wall_seconds") for r in parts]
     wall = max((w for w in walls if w is not None), default=None)
     abilities = [o for r in parts for o in r.get("abilities", [])]
+    # Imported here: every pytest run loads this plugin on its controller, and scripts.check (markdown-it,
+    # jose, cryptography: 0.45 s) would delay xdist's workers, which cannot start before the controller is up.
+    from scripts.check import build_report
+
     merged = build_report(entries, abilities, sandbox=parts[0]["summary"].get("sandbox", ""), wall_seconds=wall)
     merged["summary"]["shards"] = len(parts)
     return merged
