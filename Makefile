@@ -6,6 +6,10 @@ SHELL := bash
 .DELETE_ON_ERROR:
 
 PYTHON ?= python3
+# Python's byte-code cache stays on: `make test` starts a score of Python processes (xdist workers,
+# a world's executor each), and with PYTHONDONTWRITEBYTECODE set each one compiles our modules and
+# re-rewrites pytest's plugins from scratch (0.6 s of every process's start).
+unexport PYTHONDONTWRITEBYTECODE
 BIN := .venv/bin
 BUILDDIR := _build
 # Strict: a broken reference or any other warning fails the build. conf.py sits at the root.

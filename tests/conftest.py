@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -99,6 +100,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         os.environ["REFLECTOR_DOCS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
         config.stash[_STARTED] = time.monotonic()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything imported and collected lives until the run ends: moved out of the collector's reach, it is not walked
+    again by each full collection while the pages run, nor by the five that pytest makes at exit (unraisableexception)."""
+    gc.freeze()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

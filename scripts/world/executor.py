@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -627,6 +628,9 @@ def main() -> int:
         log(f"setup failed:\n{traceback.format_exc()}")
         send({"ready": False, "error": f"setup failed: {type(e).__name__}: {e}"})
         return 1
+    # What setup imported and built lives as long as the world: moved out of the collector's reach, it is
+    # not walked again by every full collection (a tenth of the executor's CPU, by perf, before this).
+    gc.freeze()
     send({"ready": True, "error": None})
     try:
         for line in sys.stdin:
