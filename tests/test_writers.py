@@ -19,6 +19,7 @@ from scripts.world import checks
 
 # A fence each annotation fits, so every row of the table can be tried on a page.
 FENCES = {
+    "sections-independent": "## A section\n\n```bash\ntrue\n```",
     "apply": "```env\nA=1\n```",
     "verify": "```env\nA=1\n```",
     "output": "```console\n$ echo a\na\n```",
@@ -41,6 +42,7 @@ EXAMPLES = {
     "counter": "counter sign-in-off",
     "starts-from": "starts-from fresh-install",
     "returns-to": "returns-to other.md from=there",
+    "sections-independent": "sections-independent",
 }
 
 
