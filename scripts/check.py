@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -219,7 +219,22 @@ def copy_rules(root: Path) -> sn.CopyRules:
 
 
 def load_page(path: Path, root: Path = REPO) -> sn.Page:
-    return sn.parse_page(path, root, sn.load_copy_rules(root / "conf.py"))
+    """The page as its text and conf.py's copy rules make it, parsed once per text: pages are frozen records, and
+    every run loads the pages it continues (13 side-by-side runs parsed the walkthrough 13 times, and ran conf.py
+    each time: a second of a test session's CPU)."""
+    conf = root / "conf.py"
+    conf_text = conf.read_bytes() if conf.exists() else b""  # a missing conf.py: load_copy_rules says so, as before
+    return _parsed(path.resolve(), root.resolve(), path.read_text(encoding="utf-8"), conf_text)
+
+
+@lru_cache(maxsize=128)
+def _parsed(path: Path, root: Path, text: str, conf_text: bytes) -> sn.Page:  # the texts are the cache's key
+    return sn.parse_page(path, root, _rules(root / "conf.py", conf_text))
+
+
+@lru_cache(maxsize=16)
+def _rules(conf: Path, conf_text: bytes) -> sn.CopyRules:  # conf_text: the cache's key
+    return sn.load_copy_rules(conf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,17 +372,25 @@ class PageRun:
         name = replay.key([*parts, ("begin", repr(self.begin), None), ("mine", json.dumps(self.mine, sort_keys=True), None)])
         early = World.start(REPO, keep_dir=self.keep, rename=renames, boot=False, nice=self.nice) if expect_snapshot and replay.enabled() else None
         try:
+            if early is not None:
+                early.prepare(self.check_names())
             with replay.CACHE.entry(name) as (found, made):
-                if found is not None:
-                    self.world, early = early or World.start(REPO, keep_dir=self.keep, rename=renames, boot=False, nice=self.nice), None
-                    replay.restore(self.world, found)
-                    return
-                self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames, nice=self.nice)
-                if self.replay(chain):
-                    made.append(replay.snapshot(self.world))
+                if found is None:
+                    self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames, nice=self.nice)
+                    if self.replay(chain):
+                        made.append(replay.snapshot(self.world))
+            if found is not None:
+                # Restored after the key's lock is let go: the runs that wait for one state (the sections of
+                # a sections-independent page) restore it side by side, not one after another.
+                self.world, early = early or World.start(REPO, keep_dir=self.keep, rename=renames, boot=False, nice=self.nice), None
+                replay.restore(self.world, found)
         finally:
             if early is not None:
                 early.close()  # the run it waited for failed: this page replays the chain itself
+
+    def check_names(self) -> list[str]:
+        """The checks this run's steps ask for, before them (`before`) and after them (`check`)."""
+        return list(dict.fromkeys(a.name for s in self.steps() for a in (*s.before, *s.checks)))
 
     def replay(self, chain: Sequence[tuple[sn.Page, int | None]]) -> bool:
         """Run the steps of the pages this one continues, with the start's script after the start's page (or first);

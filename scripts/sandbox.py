@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -576,6 +576,12 @@ class World:
     def restored(self, inodes: str, timeout: float = 30.0) -> CheckResult:
         """Tell the world a snapshot was unpacked into it (scripts/replay.py); `inodes` lists `INODE PATH` of the snapshot's files."""
         r = self.request("restored", timeout, inodes=inodes)
+        return CheckResult(bool(r["ok"]), str(r["detail"]))
+
+    def prepare(self, checks: Sequence[str], timeout: float = 60.0) -> CheckResult:
+        """Have the world load what these checks import on first use (scripts/world/checks.py LOADS): for a world
+        that waits for the state it starts from, so its checks cost no import when their steps are due."""
+        r = self.request("prepare", timeout, checks=list(checks))
         return CheckResult(bool(r["ok"]), str(r["detail"]))
 
     def fault(self, name: str, args: Mapping[str, Any], timeout: float = 30.0) -> CheckResult:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+from scripts.check import REPO
+from scripts.sandbox import CheckResult, World
 from scripts.world import checks
 
 
@@ -133,3 +139,48 @@ def test_env_has_compares_values_as_the_program_reads_them(home: Path, tmp_path:
     (home / ".env").write_text(line + "\n")
     key = line.split("=")[0]
     assert checks.run_check("env-has", {"file": "~/.env", key: want}, home, tmp_path)[0] is ok
+
+
+def check_functions() -> dict[str, ast.FunctionDef]:
+    """The functions registered with @check(NAME, ...) in scripts/world/checks.py, by NAME."""
+    tree = ast.parse(Path(checks.__file__).read_text(encoding="utf-8"))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for d in node.decorator_list:
+                if isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id == "check" and isinstance(d.args[0], ast.Constant):
+                    found[str(d.args[0].value)] = node
+    return found
+
+
+def test_every_import_a_check_makes_on_first_use_is_in_its_loads() -> None:
+    """A world that waits loads each check's `loads` ahead (`prepare`); an import the declaration left out
+    would cost its time at the step again, and a declared module that is not imported there is stale."""
+    functions = check_functions()
+    assert set(functions) == set(checks.CHECKS)
+    for name, fn in functions.items():
+        imported = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.ImportFrom):
+                imported |= {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+        assert set(checks.LOADS[name]) == imported, name
+        for module in imported:
+            assert isinstance(importlib.import_module(module), ModuleType), f"{name} loads {module}, which is not a module"
+
+
+def test_prepare_imports_the_modules_of_the_named_checks_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(checks.LOADS, "imports-a-module", ("json.tool",))
+    monkeypatch.delitem(sys.modules, "json.tool", raising=False)
+    assert checks.prepare(["imports-a-module", "no-such-check"]) == ["json.tool"]
+    assert "json.tool" in sys.modules
+    assert checks.prepare(["imports-a-module"]) == []
+
+
+def test_a_world_that_waits_loads_the_sign_in_client_ahead() -> None:
+    """Through the executor's `prepare`: the sign-in check's client (requests and Authlib, about 0.5 s) loads
+    while a world waits for its state, not when its step is due."""
+    with World.start(REPO, boot=False) as world:
+        assert world.prepare(["sign-in", "file-mode"]) == CheckResult(True, "loaded scripts.world.e2e")
+        assert world.prepare(["sign-in"]) == CheckResult(True, "loaded nothing new")

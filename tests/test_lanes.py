@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from scripts import replay
 from scripts import snippets as sn
 from scripts.check import PageRun, Verdict, load_page
 from scripts.lanes import WAITING_NICE, Lanes, combined, units_of
+from scripts.sandbox import World
 
 ROOT = Path(__file__).resolve().parent.parent
 PATIENCE = 10.0  # seconds a test waits for another thread before calling it a hang
@@ -226,3 +228,47 @@ def test_a_section_that_needs_an_earlier_sections_effect_fails_in_the_doc_tests(
         "docs/p.md:17": "failed",
         "docs/p.md:21": "skipped",
     }
+
+
+@dataclass
+class Prepared:
+    """A world as PageRun.start uses it while it waits: what it was asked to load, and whether it was closed."""
+
+    asked: list[list[str]] = field(default_factory=list)
+    closed: bool = False
+
+    def prepare(self, checks: list[str]) -> None:
+        self.asked.append(list(checks))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_runs_that_wait_for_one_state_restore_it_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sections of a sections-independent page all wait for the same state: each restores it once the state's
+    lock is let go, so the restores meet at a barrier that restores made under the lock, one at a time, would break."""
+    root = site(tmp_path, {**TWO_PAGES, "b.md": "% test: continues a.md\n\n# B\n\n% test: check sign-in\n```bash\ntrue\n```\n"})
+    cache = replay.Cache(tmp_path / "cache")
+    cache.directory.mkdir()
+    cache.store("the-state", replay.Snapshot(cwd="/home/deployer", archive=""))
+    monkeypatch.setattr(replay, "CACHE", cache)
+    monkeypatch.setattr(replay, "key", lambda parts: "the-state")
+    worlds: list[Prepared] = []
+
+    def start_world(*args: Any, **kw: Any) -> Prepared:
+        worlds.append(Prepared())
+        return worlds[-1]
+
+    monkeypatch.setattr(World, "start", start_world)
+    meet = threading.Barrier(2, timeout=PATIENCE)
+    monkeypatch.setattr(replay, "restore", lambda world, snap: meet.wait())
+    runs = [PageRun(parsed(root, "b.md"), root=root) for _ in range(2)]
+    threads = [threading.Thread(target=run.start, kwargs={"expect_snapshot": True}) for run in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(PATIENCE)
+    assert not meet.broken, "the restores ran one after another"
+    assert all(run.world is not None for run in runs)
+    # While they waited, their worlds loaded what the page's checks import on first use.
+    assert [w.asked for w in worlds] == [[["sign-in"]], [["sign-in"]]]

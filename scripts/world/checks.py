@@ -7,13 +7,14 @@ the real caddy binary, and Authlib for the end-to-end sign-in.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
 import re
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,29 @@ CHECKS: dict[str, Check] = {}
 USAGE: dict[str, tuple[str, str]] = {}
 
 
-def check(name: str, usage: str, *, annotation: str = "check") -> Callable[[Check], Check]:
+# What a check imports on its first use (its function-local imports, each with its reason): a world
+# that waits for the state it starts from loads them meanwhile (`prepare`), not when its step is due.
+LOADS: dict[str, tuple[str, ...]] = {}
+
+
+def check(name: str, usage: str, *, annotation: str = "check", loads: tuple[str, ...] = ()) -> Callable[[Check], Check]:
     def register(fn: Check) -> Check:
         CHECKS[name] = fn
         USAGE[name] = (annotation, usage)
+        LOADS[name] = loads
         return fn
 
     return register
+
+
+def prepare(names: Sequence[str]) -> list[str]:
+    """Import what the named checks load on first use; the modules it imported (unknown names are left to run_check to report)."""
+    loaded = []
+    for module in dict.fromkeys(m for name in names for m in LOADS.get(name, ())):
+        if module not in sys.modules:
+            importlib.import_module(module)
+            loaded.append(module)
+    return loaded
 
 
 def run_check(name: str, args: dict[str, str], home: Path, world: Path) -> Result:
@@ -295,7 +312,7 @@ def caddy_route(args: dict[str, str], home: Path, world: Path) -> Result:
 # ---------------------------------------------------------------------------------------------
 
 
-@check("public-key", "file=PATH [fresh=yes]")
+@check("public-key", "file=PATH [fresh=yes]", loads=("cryptography.hazmat.primitives.serialization", "jose.jwt", "scripts.world.fakes.tls"))
 def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
     """The step wrote the PEM file (unless `fresh=no`), and it is a public key that verifies a token signed by the fake Authentik, as Reflector's backend would."""
     # Only this check needs them; at module level they would add about 0.3 s to every world's first check.
@@ -314,9 +331,7 @@ def public_key(args: dict[str, str], home: Path, world: Path) -> Result:
         return False, f"{args['file']} is not a PEM public key: {e}"
     if args.get("fresh", "yes") == "yes" and not written_by_last_step(path, world):
         return False, f"{args['file']} was not written by this step (a key left by an earlier step proves nothing about this one)"
-    key = tls.signing_key(world)
-    private_pem = key.private_pem
-    token = jwt.encode({"sub": "check", "aud": "check"}, private_pem, algorithm="RS256")
+    token = jwt.encode({"sub": "check", "aud": "check"}, tls.signing_key(world).private_key, algorithm="RS256")
     try:
         jwt.decode(token, pem.decode(), algorithms=["RS256"], audience="check")
     except Exception as e:  # noqa: BLE001 - python-jose raises several kinds; the message is the point
@@ -341,7 +356,7 @@ def written_by_last_step(path: Path, world: Path) -> bool:
     return path.stat().st_mtime_ns >= started
 
 
-@check("provider-scopes", "slug=SLUG scopes=a,b [signing_key=yes]")
+@check("provider-scopes", "slug=SLUG scopes=a,b [signing_key=yes]", loads=("scripts.world.fakes.authentik",))
 def provider_scopes(args: dict[str, str], home: Path, world: Path) -> Result:
     """The application's provider is confidential, matches redirect URIs strictly, has these scope mappings and a signing key (so tokens are RS256)."""
     from scripts.world.fakes import authentik  # only this check reads Authentik's model: 0.15 s to import
@@ -477,7 +492,7 @@ def apply_config(path: str, content: str, fmt: str, mode: str, home: Path, world
 # ---------------------------------------------------------------------------------------------
 
 
-@check("sign-in", "")
+@check("sign-in", "", loads=("scripts.world.e2e",))
 def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
     """End to end: an OIDC client signs in with the settings of the running `web` container,
     the API accepts the app's cross-origin preflight (CORS), `/v1/me` answers with the token,
@@ -487,7 +502,7 @@ def sign_in(args: dict[str, str], home: Path, world: Path) -> Result:
     return e2e.sign_in(home, world)
 
 
-@check("ui-create-api-key", "name=NAME file=PATH", annotation="before")
+@check("ui-create-api-key", "name=NAME file=PATH", annotation="before", loads=("scripts.world.e2e",))
 def ui_create_api_key(args: dict[str, str], home: Path, world: Path) -> Result:
     """The reader's browser step: sign in to Reflector, Settings > Create API Key, and save the key shown into the file (with an editor's default mode)."""
     from scripts.world import e2e  # requests and authlib: 0.6 s to import, for the two checks that sign in

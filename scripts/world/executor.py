@@ -450,6 +450,13 @@ class Executor:
             docker.fault("clear")
         return outcome(lambda: fakes.fault(name, args), f"fault {name}")
 
+    def prepare(self, names: list[str]) -> dict[str, Any]:
+        """Load what the named checks import on first use, while this world waits for the state it starts from."""
+        module = self.checks_module()
+        if module is None or not hasattr(module, "prepare"):
+            return {"ok": True, "detail": "no checks module: nothing to load"}
+        return outcome(lambda: (True, "loaded " + (", ".join(module.prepare(names)) or "nothing new")), "prepare")
+
     def restored(self, inodes: str) -> dict[str, Any]:
         """A snapshot was unpacked into this world (scripts/replay.py): the engine holds the restored files."""
         docker = self.engine
@@ -497,6 +504,8 @@ class Executor:
             return self.fault(str(request["name"]), dict(request.get("args") or {}))
         if op == "restored":
             return self.restored(str(request.get("inodes", "")))
+        if op == "prepare":
+            return self.prepare([str(n) for n in request.get("checks") or ()])
         if op == "keep":
             return self.keep(str(request.get("dest", "")))
         if op == "shell":

@@ -556,7 +556,7 @@ def _sign(ctx: AppContext, provider: Mapping[str, Any], claims: Mapping[str, Any
         return str(
             jwt.encode(
                 dict(claims),
-                key.private_pem,
+                key.private_key,
                 algorithm="RS256",
                 headers={"kid": key.kid},
             )
