@@ -185,6 +185,18 @@ def test_keep_copies_home_world_and_log(repo: Path, tmp_path: Path) -> None:
     assert "scripts.world.boot is missing" in (keep / "executor.log").read_text()
 
 
+def test_keep_leaves_out_sockets_and_still_shuts_down(repo: Path, tmp_path: Path) -> None:
+    """A world with the engine has docker.sock under /run/world: copying a socket fails, and the failed keep
+    used to skip the rest of the copy and the shutdown request."""
+    keep = tmp_path / "kept"
+    with World.start(repo, keep_dir=keep) as w:
+        r = w.run("docs/p.md:3", f"{sys.executable} -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"/run/world/x.sock\")' && echo hi > ~/note", 10)
+        assert r.rc == 0, r.output
+    assert (keep / "home" / "note").read_text() == "hi\n"
+    assert not (keep / "world" / "x.sock").exists()
+    assert "request failed" not in (keep / "executor.log").read_text()
+
+
 def failing_preexec(uid: int, gid: int) -> Callable[[], None]:
     def preexec() -> None:
         os.write(2, b"unshare(CLONE_NEWUSER|CLONE_NEWNET): Operation not permitted\n")

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -469,7 +470,7 @@ class Executor:
         if not keep.is_dir():
             return {"ok": False, "detail": "no keep dir is bound at /keep", "path": dest}
         for source, name in ((HOME, "home"), (WORLD, "world")):
-            shutil.copytree(source, keep / name, symlinks=True, dirs_exist_ok=True, ignore_dangling_symlinks=True)
+            shutil.copytree(source, keep / name, symlinks=True, dirs_exist_ok=True, ignore_dangling_symlinks=True, ignore=sockets)
         return {"ok": True, "detail": "", "path": dest}
 
     # -- protocol --------------------------------------------------------------------------------
@@ -530,6 +531,11 @@ def failed_commands() -> list[dict[str, Any]]:
         if status.isdigit() and number.isdigit():
             found.append({"status": int(status), "line": int(number), "command": command})
     return found
+
+
+def sockets(directory: str, names: list[str]) -> set[str]:
+    """The sockets among a folder's names (the engine's docker.sock): a copy cannot open them, and kept worlds leave them out."""
+    return {n for n in names if stat.S_ISSOCK(os.lstat(os.path.join(directory, n)).st_mode)}
 
 
 def outcome(call: Callable[[], Any], what: str) -> dict[str, Any]:
