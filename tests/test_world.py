@@ -173,6 +173,38 @@ def test_locked_state_discards_changes_when_the_block_fails(tmp_path: Path) -> N
     assert json.loads((tmp_path / "state.json").read_text())["reflector"] == {"a": "b:1"}
 
 
+def test_the_engines_transactions_see_each_others_changes_and_never_a_failed_ones(started: HostWorld) -> None:
+    """Transactions share one parse of the state while its text is unchanged: a change written by one is what the
+    next reads, a change in a block that fails reaches nobody, and a read-only one leaves the file alone."""
+    name = next(iter(worldmod.read_engine(started.world).containers.values())).name
+    path = started.world / "state.json"
+    with worldmod.locked_world(started.world) as w:
+        c = w.engine.container_named(name)
+        assert c is not None
+        w.engine.put(replace(c, restart_count=41))
+
+    def fail_midway() -> None:
+        with worldmod.locked_world(started.world) as w:
+            c = w.engine.container_named(name)
+            assert c is not None
+            assert c.restart_count == 41
+            w.engine.put(replace(c, restart_count=99))
+            del w.engine.containers[c.id]
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_midway()
+    inode = path.stat().st_ino
+    with worldmod.locked_world(started.world) as w:
+        c = w.engine.container_named(name)
+        assert c is not None
+        assert c.restart_count == 41
+    assert path.stat().st_ino == inode  # read only: not rewritten
+    mine = worldmod.read_engine(started.world)
+    mine.containers.clear()  # a reader's tables are its own
+    assert worldmod.read_engine(started.world).container_named(name) is not None
+
+
 def test_observing_the_world_lets_a_crash_looping_server_recover(started: HostWorld) -> None:
     """The restart policy retries on its own: once the key file exists, a request through Caddy reaches the API."""
     with open(started.reflector / "server" / ".env", "a") as f:
