@@ -7,6 +7,7 @@ This is the one runner: pytest (tests/test_docs.py) and the writers' CLI
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
@@ -348,11 +350,12 @@ class PageRun:
         title = next(t for t, line in self.page.sections if line == self.section)
         return f"{self.page.path}, section '{title}' (line {self.section})"
 
-    def start(self, *, expect_snapshot: bool = False) -> None:
+    def start(self, *, expect_snapshot: bool = False, one_at_a_time: AbstractContextManager[object] | None = None) -> None:
         """Make the page's world: fresh, or the state of the pages it continues (replayed, or restored from the cache).
 
         `expect_snapshot`: a run in this process is on its way to that state (scripts/lanes.py), so the
-        fresh world to restore it into is started before waiting for it, while there is time to spare."""
+        fresh world to restore it into is started before waiting for it, while there is time to spare,
+        holding `one_at_a_time` meanwhile (the lanes' lock: such starts take turns)."""
         # A section's run is judged by the whole page's shellcheck, as the page's single run is (a variable set above
         # the first section and used in one is no finding); the findings of its own blocks are the ones it reports.
         whole = self.steps() if self.section is None else [s for s in self.page.snippets if is_step(s)]
@@ -370,10 +373,16 @@ class PageRun:
         # into a world that need not boot first.
         parts: list[Any] = [(prior.path, (self.root / prior.path).read_text(encoding="utf-8"), stop) for prior, stop in chain]
         name = replay.key([*parts, ("begin", repr(self.begin), None), ("mine", json.dumps(self.mine, sort_keys=True), None)])
-        early = World.start(REPO, keep_dir=self.keep, rename=renames, boot=False, nice=self.nice) if expect_snapshot and replay.enabled() else None
+        early = None
+        if expect_snapshot and replay.enabled():
+            with one_at_a_time or contextlib.nullcontext():
+                early = World.start(REPO, keep_dir=self.keep, rename=renames, boot=False, nice=self.nice)
+                try:
+                    early.prepare(self.check_names())
+                except BaseException:
+                    early.close()
+                    raise
         try:
-            if early is not None:
-                early.prepare(self.check_names())
             with replay.CACHE.entry(name) as (found, made):
                 if found is None:
                     self.world = replay.start_world(REPO, keep_dir=self.keep, rename=renames, nice=self.nice)

@@ -16,7 +16,9 @@ workers do. What keeps them honest and free of deadlock:
   reach the state. A run that fails releases its claims: its dependants replay it themselves, fail
   where it failed, and say so.
 - A unit waits only for units it continues; `continues` chains have no cycle (PageRun.prerequisites).
-- A waiting unit's world runs at a lower CPU priority (`nice`), so the runs it waits for keep the CPUs.
+- Only a unit that others wait for runs at full CPU priority; every other unit's world runs at a lower one
+  (`nice`), so the run everyone waits for keeps a CPU. The waiting units start their worlds one at a time
+  (`early_starts`): eleven worlds importing at once outweighed the one run they wait for, however niced.
 - The pytest test of a step waits for that step's verdict (verdict()); its failure names
   `docs/page.md:LINE` as before. A step that several units run (the shared top of a sections-independent
   page) has one verdict: the first failure among them, named after its section, else the first result.
@@ -84,6 +86,7 @@ class Lanes:
         self.cancelled = threading.Event()
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
+        self.early_starts = threading.Lock()  # held by a waiting unit while it starts its world (see above)
         plain: dict[str, Unit] = {}
         for page in pages:
             for run in units_of(page, make):
@@ -118,8 +121,8 @@ class Lanes:
                 assert unit.waits_for is not None
                 unit.waits_for.started.wait()
             try:
-                run.nice = WAITING_NICE if waiting else 0
-                run.start(expect_snapshot=waiting)
+                run.nice = 0 if self.waited_for(unit) else WAITING_NICE
+                run.start(expect_snapshot=waiting, one_at_a_time=self.early_starts)
             except Exception as e:  # noqa: BLE001 - any start failure becomes the unit's first step's failure reason
                 run.startup_error = f"the world could not start: {e}"
             finally:
@@ -137,6 +140,9 @@ class Lanes:
         finally:
             unit.started.set()
             run.close()
+
+    def waited_for(self, unit: Unit) -> bool:
+        return any(u.waits_for is unit for units in self.units.values() for u in units)
 
     def verdict(self, page: sn.Page, s: sn.Snippet) -> Verdict:
         """The step's verdict, once every unit that runs it has one; recorded for the page's report."""

@@ -54,7 +54,7 @@ class FakeRun:
         own = [s for s in self.page.snippets if s.is_step]
         return own if self.section is None else [s for s in own if self.page.section_of(s.line) in (None, self.section)]
 
-    def start(self, *, expect_snapshot: bool = False) -> None:
+    def start(self, *, expect_snapshot: bool = False, one_at_a_time: Any = None) -> None:
         self.started_with = {"expect_snapshot": expect_snapshot, "nice": self.nice}
         if self.on_start:
             self.on_start(self)
@@ -121,6 +121,24 @@ def test_a_page_waits_for_the_run_it_continues_to_claim_its_states(tmp_path: Pat
     assert runs["docs/a.md"].publish  # the whole plain run: it stores the states b continues from
     assert runs["docs/b.md"].started_with == {"expect_snapshot": True, "nice": WAITING_NICE}
     assert runs["docs/a.md"].started_with == {"expect_snapshot": False, "nice": 0}
+
+
+def test_only_the_run_others_wait_for_has_full_priority(tmp_path: Path) -> None:
+    """An independent page needs the CPU no sooner than the pages waiting for a: it yields to a as they do."""
+    root = site(tmp_path, {**TWO_PAGES, "b.md": "% test: continues a.md\n\n# B\n\n```bash\ntrue\n```\n", "c.md": "# C\n\n```bash\ntrue\n```\n"})
+    runs: dict[str, FakeRun] = {}
+
+    def make(page: sn.Page, **kw: Any) -> FakeRun:
+        runs[page.path] = FakeRun(page, **kw)
+        return runs[page.path]
+
+    lanes = lanes_for(root, ["a.md", "b.md", "c.md"], make)
+    lanes.start()
+    for name in ("a.md", "b.md", "c.md"):
+        page = parsed(root, name)
+        assert lanes.verdict(page, page.snippets[0]).status == "passed"
+    lanes.close()
+    assert {path: run.started_with["nice"] for path, run in runs.items()} == {"docs/a.md": 0, "docs/b.md": WAITING_NICE, "docs/c.md": WAITING_NICE}
 
 
 def test_a_crashed_run_fails_its_remaining_steps_instead_of_hanging_their_tests(tmp_path: Path) -> None:
@@ -246,7 +264,8 @@ class Prepared:
 
 def test_runs_that_wait_for_one_state_restore_it_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The sections of a sections-independent page all wait for the same state: each restores it once the state's
-    lock is let go, so the restores meet at a barrier that restores made under the lock, one at a time, would break."""
+    lock is let go, so the restores meet at a barrier that restores made under the lock, one at a time, would break.
+    Their worlds, started early, take turns."""
     root = site(tmp_path, {**TWO_PAGES, "b.md": "% test: continues a.md\n\n# B\n\n% test: check sign-in\n```bash\ntrue\n```\n"})
     cache = replay.Cache(tmp_path / "cache")
     cache.directory.mkdir()
@@ -254,8 +273,10 @@ def test_runs_that_wait_for_one_state_restore_it_side_by_side(tmp_path: Path, mo
     monkeypatch.setattr(replay, "CACHE", cache)
     monkeypatch.setattr(replay, "key", lambda parts: "the-state")
     worlds: list[Prepared] = []
+    turns = threading.Lock()
 
     def start_world(*args: Any, **kw: Any) -> Prepared:
+        assert turns.locked(), "a waiting run started its world without its turn"
         worlds.append(Prepared())
         return worlds[-1]
 
@@ -263,7 +284,7 @@ def test_runs_that_wait_for_one_state_restore_it_side_by_side(tmp_path: Path, mo
     meet = threading.Barrier(2, timeout=PATIENCE)
     monkeypatch.setattr(replay, "restore", lambda world, snap: meet.wait())
     runs = [PageRun(parsed(root, "b.md"), root=root) for _ in range(2)]
-    threads = [threading.Thread(target=run.start, kwargs={"expect_snapshot": True}) for run in runs]
+    threads = [threading.Thread(target=run.start, kwargs={"expect_snapshot": True, "one_at_a_time": turns}) for run in runs]
     for t in threads:
         t.start()
     for t in threads:
