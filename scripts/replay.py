@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -274,7 +275,45 @@ def boot_key(rename: Mapping[str, str] | None = None) -> str:
 
 def start_world(repo: Path, *, rename: Mapping[str, str] | None = None, keep_dir: Path | None = None, nice: int = 0) -> World:
     """A fresh world with the fixture stack up. The run's first world boots it (the real `docker compose up`
-    on the engine) and snapshots it at once; the others restore that snapshot instead of booting again."""
+    on the engine) and snapshots it at once; the others restore that snapshot instead of booting again.
+    A plain fresh world (the guide's values, nothing kept, full priority) is the one prestart() began, if any."""
+    if rename is None and keep_dir is None and nice == 0:
+        with _PRESTARTED_LOCK:
+            early = _PRESTARTED.pop(repo, None)
+        if early is not None:
+            return early.result()
+    return _start_world(repo, rename=rename, keep_dir=keep_dir, nice=nice)
+
+
+_PRESTARTED: dict[Path, Future[World]] = {}
+_PRESTARTED_LOCK = threading.Lock()
+
+
+def prestart(repo: Path) -> None:
+    """Begin the run's first fresh world in the background (tests/conftest.py: while pytest still imports and
+    collects the doc tests, about a second, which the first page's start otherwise waits out); the next
+    start_world() with the same defaults takes it. One that nobody takes is closed when the process ends."""
+    with _PRESTARTED_LOCK:
+        if repo in _PRESTARTED:
+            return
+        future: Future[World] = Future()
+        _PRESTARTED[repo] = future
+
+    def boot() -> None:
+        try:
+            world = _start_world(repo)
+        except BaseException as e:  # noqa: BLE001 - handed to whoever takes the world, as its own start would raise it
+            future.set_exception(e)
+            return
+        future.set_result(world)
+        # bwrap --die-with-parent ends the sandbox when the thread that started it ends (PR_SET_PDEATHSIG is a
+        # thread's): this thread lives as long as the world, whichever thread uses and closes it.
+        world.proc.wait()
+
+    threading.Thread(target=boot, name="prestart", daemon=True).start()
+
+
+def _start_world(repo: Path, *, rename: Mapping[str, str] | None = None, keep_dir: Path | None = None, nice: int = 0) -> World:
     with CACHE.entry(boot_key(rename)) as (found, made):
         world = World.start(repo, keep_dir=keep_dir, rename=rename, boot=found is None, nice=nice)
         try:

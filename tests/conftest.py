@@ -100,6 +100,20 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         os.environ["REFLECTOR_DOCS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
         config.stash[_STARTED] = time.monotonic()
+    if runs_only_the_doc_tests_here(config):
+        # The walkthrough's world boots while pytest imports and collects (about a second); scripts/lanes.py takes it.
+        from scripts import replay
+
+        replay.prestart(ROOT)
+
+
+def runs_only_the_doc_tests_here(config: pytest.Config) -> bool:
+    """This process will run the doc steps and nothing else: only tests/test_docs.py is named, nothing is only
+    collected, and no xdist controller hands the tests to workers (a worker cannot know it gets the doc steps)."""
+    doc_tests = ROOT / "tests" / "test_docs.py"
+    named = [Path(config.invocation_params.dir, str(a).split("::", 1)[0]).resolve() for a in config.args]
+    distributed = bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
+    return bool(named) and all(p == doc_tests for p in named) and not config.option.collectonly and not distributed
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -6,12 +6,14 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from scripts import replay
 from scripts.replay import Cache, Snapshot
 from scripts.sandbox import CheckResult, SandboxUnavailable, World
+from tests.conftest import runs_only_the_doc_tests_here
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -281,3 +283,53 @@ def test_a_claim_held_by_another_thread_is_waited_for_not_taken(tmp_path: Path) 
         assert found == Snapshot("/home/deployer", "QUJD")
         assert made == []
     runner.join(10)
+
+
+def test_the_prestarted_world_is_the_next_plain_start_and_outlives_its_thread(worlds: list[World], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prestart() boots in a thread of its own, which ends its work there: bwrap --die-with-parent follows the
+    thread that started it, so a world whose starting thread ended was killed at its first step (SIGKILL)."""
+    monkeypatch.setattr(replay, "CACHE", Cache(tmp_path / "replays"))
+    monkeypatch.setattr(replay, "_PRESTARTED", {})
+    replay.prestart(REPO)
+    early = replay._PRESTARTED[REPO]
+    taken = replay.start_world(REPO)
+    worlds.append(taken)
+    assert early.result() is taken
+    assert REPO not in replay._PRESTARTED  # taken once: the next plain start makes its own
+    r = taken.run("ids", IDS, 20)
+    assert r.rc == 0, r.output
+    assert "reflector-caddy-1 running" in r.output
+    other = replay.start_world(REPO, nice=5)  # not the plain defaults: never the prestarted one
+    worlds.append(other)
+    assert other is not taken
+
+
+def test_a_failed_prestart_fails_the_start_that_takes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay, "_PRESTARTED", {})
+
+    def broken(*args: object, **kwargs: object) -> World:
+        raise SandboxUnavailable("bwrap: no permission")
+
+    monkeypatch.setattr(replay, "_start_world", broken)
+    replay.prestart(REPO)
+    with pytest.raises(SandboxUnavailable, match="no permission"):
+        replay.start_world(REPO)
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "worker", "prestarts"),
+    [
+        (["tests/test_docs.py"], {}, False, True),
+        (["tests/test_docs.py::test_snippet"], {}, False, True),
+        (["tests/test_docs.py", "tests/test_lanes.py"], {}, False, False),  # other tests first: the world would idle
+        ([], {}, False, False),  # the whole suite
+        (["tests/test_docs.py"], {"collectonly": True}, False, False),
+        (["tests/test_docs.py"], {"numprocesses": 2}, False, False),  # the controller runs no test
+        (["tests/test_docs.py"], {}, True, False),  # a worker cannot know it gets the doc steps
+    ],
+)
+def test_only_a_session_that_runs_just_the_doc_tests_prestarts(args: list[str], options: dict[str, object], worker: bool, prestarts: bool) -> None:
+    config = SimpleNamespace(args=args, invocation_params=SimpleNamespace(dir=REPO), option=SimpleNamespace(**{"collectonly": False, "numprocesses": None, **options}))
+    if worker:
+        config.workerinput = {}  # type: ignore[attr-defined]
+    assert runs_only_the_doc_tests_here(config) is prestarts  # type: ignore[arg-type]
