@@ -477,14 +477,23 @@ def interleaved(a: Callable[[], object], b: Callable[[], object], repeats: int) 
 
 
 def bench_suites(repeats: int, full_repeats: int, browser: bool) -> list[Metric]:
-    args = ("tests/test_docs.py", "-n", "2", "--dist", "loadgroup")
-    docs, uncached = Suite(args), Suite(args, {"REFLECTOR_REPLAY_CACHE": "0"})
+    # One process: the doc steps share one xdist group (tests/test_docs.py), so `make test` runs them all on
+    # one worker, and its pages side by side in threads there (scripts/lanes.py); a second worker for this
+    # file alone would only start, collect and wait. The -n 2 row times that, for comparison.
+    args = ("tests/test_docs.py",)
+    docs, uncached, two = Suite(args), Suite(args, {"REFLECTOR_REPLAY_CACHE": "0"}), Suite((*args, "-n", "2", "--dist", "loadgroup"))
     with_cache, without = interleaved(docs, uncached, repeats)
+    with_workers = repeat(two, repeats, warmup=0, cpu_counts=False)
     metrics = [
         Metric(
-            "tests: snippet suite (test_docs.py -n 2)", "s", with_cache, 15.0, docs.note("wall, includes pytest and xdist startup; prerequisites replayed once per run")
+            "tests: snippet suite (test_docs.py)",
+            "s",
+            with_cache,
+            15.0,
+            docs.note("wall, includes pytest startup and collection; one process, as a make test worker runs it; prerequisites replayed once per run"),
         ),
         Metric("tests: snippet suite, replay cache off", "s", without, None, uncached.note("REFLECTOR_REPLAY_CACHE=0, timed alternately with the row above")),
+        Metric("tests: snippet suite on two xdist workers (-n 2)", "s", with_workers, None, two.note("one worker runs the steps; the other starts, collects, waits")),
     ]
     if full_repeats:
         full = Suite(("-n", "2", "--dist", "loadgroup"))
