@@ -72,7 +72,7 @@ def test_verdict_judges_the_median_against_the_budget(values: tuple[float, ...],
 
 
 def test_metric_json_carries_every_repeat_and_the_verdict() -> None:
-    data = json.loads(json.dumps(Metric("build", "s", (1.0, 1.5, 1.2), 2.0, "why").as_json()))
+    data = json.loads(json.dumps(Metric("build", "s", (1.0, 1.5, 1.2), 2.0, "why", group="build").as_json()))
     assert data == {
         "cpu_median": None,
         "name": "build",
@@ -85,6 +85,7 @@ def test_metric_json_carries_every_repeat_and_the_verdict() -> None:
         "budget": 2.0,
         "verdict": "meets",
         "note": "why",
+        "group": "build",
     }
 
 

@@ -123,6 +123,17 @@ def test_a_partial_bench_run_replaces_only_the_figures_it_measured(tmp_path: Pat
     assert [(m["name"], m["median"], m["load_before"]) for m in recorded] == [("build: cold", 1.4, 0.5), ("install: docs set", 30.0, 2.0)]
 
 
+def test_a_partial_bench_run_drops_the_old_rows_of_the_groups_it_measured(tmp_path: Path) -> None:
+    """A metric renamed in a group (`suites`) leaves no stale row behind when that group is measured again."""
+    path = tmp_path / "figures.json"
+    old = [metric("tests: snippet suite (-n 2)", 19.8, 15.0) | {"group": "suites"}, metric("build: cold", 1.4) | {"group": "build"}]
+    figures.record("bench", figures.bench_section(bench_report(*old), path=path), path)
+    new = metric("tests: snippet suite", 12.7, 15.0) | {"group": "suites"}
+    figures.record("bench", figures.bench_section(bench_report(new), partial=True, path=path), path)
+    recorded = json.loads(path.read_text())["bench"]["metrics"]
+    assert [m["name"] for m in recorded] == ["build: cold", "tests: snippet suite"]
+
+
 def test_the_stability_runs_under_load_have_their_own_line(tmp_path: Path) -> None:
     """A `--hog` run records beside the plain one: each is a different claim."""
     path = tmp_path / "figures.json"

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -67,6 +67,7 @@ class Metric:
     budget: float | None = None
     note: str = ""
     cpu: tuple[float, ...] = ()  # CPU seconds per repeat, when `values` came from repeat()
+    group: str = ""  # the GROUPS entry that measured it (main fills it in)
 
     def __post_init__(self) -> None:
         if isinstance(self.values, Timing) and not self.cpu:
@@ -105,6 +106,7 @@ class Metric:
             "verdict": self.verdict,
             "cpu_median": round(statistics.median(self.cpu), 4) if self.cpu else None,
             "note": self.note,
+            "group": self.group,
         }
 
 
@@ -901,7 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report.errors[group] = f"{type(e).__name__}: {e}"
                 print(f"bench: {group} failed: {e}", file=sys.stderr, flush=True)
                 continue
-            report.metrics.extend(metrics)
+            report.metrics.extend(replace(m, group=group) for m in metrics)
     report.seconds = time.perf_counter() - started
     report.load_after = load()
     ns.out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,16 +47,17 @@ def record(section: str, data: dict[str, Any], path: Path = FIGURES) -> Path:
 def bench_section(report: dict[str, Any], *, partial: bool = False, path: Path = FIGURES) -> dict[str, Any]:
     """What the page shows of a bench run: each metric's median, range and budget, with the date and load it was measured at.
 
-    A run of some groups only (`--only`) replaces the metrics it measured and keeps the others as they were
-    recorded, each with its own date; a full run replaces them all.
+    A run of some groups only (`--only`) replaces the metrics of the groups it measured (those of a renamed
+    metric too) and keeps the others as they were recorded, each with its own date; a full run replaces them all.
     """
-    keep = ("name", "unit", "median", "min", "max", "repeats", "budget", "verdict", "note")
+    keep = ("name", "unit", "median", "min", "max", "repeats", "budget", "verdict", "note", "group")
     stamp = {"date": today(), "load_before": report["machine"]["load_before"].get("1min")}
-    metrics = [{**{k: m[k] for k in keep}, **stamp} for m in report["metrics"]]
+    metrics = [{**{k: m.get(k, "") if k == "group" else m[k] for k in keep}, **stamp} for m in report["metrics"]]
     if partial:
         before = read(path).get("bench", {})
         measured = {m["name"] for m in metrics}
-        older = [{"date": before.get("date"), **m} for m in before.get("metrics", []) if m["name"] not in measured]
+        groups = {m["group"] for m in metrics if m["group"]}
+        older = [{"date": before.get("date"), **m} for m in before.get("metrics", []) if m["name"] not in measured and m.get("group") not in groups]
         metrics = older + metrics
     return {"load_before": report["machine"]["load_before"], "metrics": metrics, "errors": report["errors"]}
 
