@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
@@ -350,7 +349,7 @@ class PageRun:
         title = next(t for t, line in self.page.sections if line == self.section)
         return f"{self.page.path}, section '{title}' (line {self.section})"
 
-    def start(self, *, expect_snapshot: bool = False, one_at_a_time: AbstractContextManager[object] | None = None) -> None:
+    def start(self, *, expect_snapshot: bool = False, one_at_a_time: contextlib.AbstractContextManager[object] | None = None) -> None:
         """Make the page's world: fresh, or the state of the pages it continues (replayed, or restored from the cache).
 
         `expect_snapshot`: a run in this process is on its way to that state (scripts/lanes.py), so the
